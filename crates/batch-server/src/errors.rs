@@ -1,0 +1,231 @@
+//! The one error type of the HTTP API and its status mapping.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use batch_types::{ErrorBody, ErrorDetails, FieldError, UNAUTHORIZED_MESSAGE, UnauthorizedBody};
+use chrono::Utc;
+
+use crate::i18n::pick;
+
+/// Everything a handler can fail with. Each variant maps to one status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 401: the API key is missing or wrong.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// 400: the request is invalid; one entry per field.
+    #[error("invalid request: {0:?}")]
+    Validation(Vec<FieldError>),
+    /// 404: the named thing does not exist.
+    #[error("{message}")]
+    NotFound {
+        /// What was not found.
+        message: String,
+        /// Facts for the caller, such as `remainingItems`.
+        data: Option<serde_json::Value>,
+    },
+    /// 409: the request conflicts with the current state.
+    #[error("{message}")]
+    Conflict {
+        /// What conflicts.
+        message: String,
+        /// What to do next.
+        details: String,
+        /// The current state, such as `currentBatchId`.
+        data: Option<serde_json::Value>,
+    },
+    /// 503: the database cannot be reached right now.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// 500: an unexpected failure. `error` is the operation's failure message;
+    /// the cause goes to the log, never to the caller.
+    #[error("{error}: {cause}")]
+    Internal {
+        /// The failure message the caller sees, such as `清除操作失败`.
+        error: String,
+        /// The cause, for the log.
+        cause: String,
+    },
+}
+
+impl ApiError {
+    /// A 400 with one invalid field.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    /// A 500 whose caller-facing message is `error`.
+    pub fn internal(error: impl Into<String>, cause: impl std::fmt::Display) -> Self {
+        Self::Internal {
+            error: error.into(),
+            cause: cause.to_string(),
+        }
+    }
+
+    /// Replaces the caller-facing message of a 500 or a 503, so each
+    /// operation reports its own failure (`清除操作失败` for a clear).
+    pub fn during(self, operation_failed: impl Into<String>) -> Self {
+        match self {
+            Self::Internal { cause, .. } => Self::Internal {
+                error: operation_failed.into(),
+                cause,
+            },
+            other => other,
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Unavailable(reason) => Self::Unavailable(reason),
+            DbError::Query(error) => {
+                Self::internal(pick("数据库操作失败", "a database operation failed"), error)
+            }
+        }
+    }
+}
+
+/// A failure of a database call, split by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had in time: retry later.
+    #[error("no database connection: {0}")]
+    Unavailable(String),
+    /// A query failed.
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+impl From<diesel::r2d2::PoolError> for DbError {
+    fn from(error: diesel::r2d2::PoolError) -> Self {
+        Self::Unavailable(error.to_string())
+    }
+}
+
+impl From<actix_web::error::BlockingError> for DbError {
+    fn from(error: actix_web::error::BlockingError) -> Self {
+        Self::Unavailable(error.to_string())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Validation(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let (error, details, data) = match self {
+            Self::Unauthorized => {
+                return HttpResponse::build(status).json(UnauthorizedBody {
+                    error: UNAUTHORIZED_MESSAGE.to_owned(),
+                });
+            }
+            Self::Validation(fields) => (
+                pick("请求参数无效", "the request is invalid"),
+                Some(ErrorDetails::Fields(fields.clone())),
+                None,
+            ),
+            Self::NotFound { message, data } => (message.clone(), None, data.clone()),
+            Self::Conflict {
+                message,
+                details,
+                data,
+            } => (
+                message.clone(),
+                Some(ErrorDetails::Message(details.clone())),
+                data.clone(),
+            ),
+            Self::Unavailable(cause) => {
+                log::warn!("answering 503 because the database is unavailable: {cause}");
+                (
+                    pick("数据库暂时不可用", "the database is unavailable"),
+                    Some(ErrorDetails::Message(pick(
+                        "无法在限定时间内连接数据库，请稍后重试；若持续出现，请检查 PostgreSQL 是否运行",
+                        "no database connection could be had in time; retry shortly, and if this \
+                         persists check that PostgreSQL is running",
+                    ))),
+                    None,
+                )
+            }
+            Self::Internal { error, cause } => {
+                log::error!("{error}: {cause}");
+                (
+                    error.clone(),
+                    Some(ErrorDetails::Message(pick(
+                        "服务器内部错误，详情已写入服务日志；请稍后重试，若持续出现请联系管理员",
+                        "an internal error occurred and was written to the server log; retry, \
+                         and if it persists ask the operator to check the log",
+                    ))),
+                    None,
+                )
+            }
+        };
+        HttpResponse::build(status).json(ErrorBody {
+            success: false,
+            error,
+            details,
+            data,
+            timestamp: Utc::now(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_variant_has_its_status() {
+        let cases = [
+            (ApiError::Unauthorized, 401),
+            (ApiError::invalid("batchSize", "too big"), 400),
+            (
+                ApiError::NotFound {
+                    message: "x".into(),
+                    data: None,
+                },
+                404,
+            ),
+            (
+                ApiError::Conflict {
+                    message: "x".into(),
+                    details: "y".into(),
+                    data: None,
+                },
+                409,
+            ),
+            (ApiError::Unavailable("down".into()), 503),
+            (ApiError::internal("清除操作失败", "boom"), 500),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status_code().as_u16(), status, "{error:?}");
+            assert_eq!(
+                error.error_response().status().as_u16(),
+                status,
+                "{error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn internal_body_hides_the_cause() {
+        let error = ApiError::internal("清除操作失败", "relation \"ai_batches\" does not exist");
+        let body = error.error_response().into_body();
+        let bytes = actix_web::body::to_bytes(body);
+        let bytes = futures_util::FutureExt::now_or_never(bytes)
+            .expect("a JSON body is ready at once")
+            .expect("the body is readable");
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("清除操作失败"), "{text}");
+        assert!(!text.contains("ai_batches"), "{text}");
+    }
+}
