@@ -113,8 +113,8 @@ fn new_runtime() -> Result<Runtime> {
 
 /// A blocking client of the batch HTTP API.
 ///
-/// Methods, arguments and errors are those of [`crate::Client`]; each call
-/// blocks the thread until the answer is decoded. Clones share the runtime
+/// Methods, arguments and errors are those of [`crate::Client`]. Each call
+/// blocks the thread until the response is decoded. Clones share the runtime
 /// and the connection pool.
 #[derive(Clone)]
 pub struct Client {

@@ -10,7 +10,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{Error, Result, decode_error, from_error_answer};
+use crate::error::{Error, Result, decode_error, from_error_response};
 
 /// The header that carries the API key.
 const API_KEY_HEADER: &str = "x-api-key";
@@ -27,7 +27,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default number of retries of an idempotent GET after a connection error.
 pub const DEFAULT_MAX_RETRIES: usize = 3;
 
-/// Default delay before the first retry; each further retry doubles it.
+/// Default delay before the first retry. Each further retry doubles it.
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 /// The language the server writes messages in, sent as `Accept-Language`.
@@ -41,7 +41,7 @@ pub enum Language {
 }
 
 impl Language {
-    /// The `Accept-Language` value sent for this language.
+    /// Returns the `Accept-Language` value sent for this language.
     pub fn as_header_value(self) -> &'static str {
         match self {
             Self::Chinese => "zh-CN",
@@ -82,7 +82,8 @@ impl fmt::Debug for ClientBuilder {
 impl ClientBuilder {
     /// Sets the time limit of one request, from connecting until the body is
     /// read. Default [`DEFAULT_TIMEOUT`]. For `stream_batch_results` it limits
-    /// each read instead, so a long stream is not cut off.
+    /// each read instead, so a long stream is not cut off. With
+    /// [`ClientBuilder::http_client`] a stream has only that client's limits.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -112,8 +113,8 @@ impl ClientBuilder {
     }
 
     /// Sets how many times an idempotent GET is retried after a connection
-    /// error. Default [`DEFAULT_MAX_RETRIES`]; 0 turns retries off. Answers
-    /// with any HTTP status, 5xx included, are never retried.
+    /// error. Default [`DEFAULT_MAX_RETRIES`], and 0 turns retries off. A
+    /// request that received a response is never retried, whatever its status.
     pub fn max_retries(mut self, retries: usize) -> Self {
         self.max_retries = retries;
         self
@@ -316,7 +317,7 @@ impl Client {
     }
 
     /// Sends a request, retrying GETs after connection errors, and returns the
-    /// answer whatever its status.
+    /// response whatever its status.
     ///
     /// `make` builds the request afresh for every attempt. `total_timeout`
     /// puts the client's time limit on the whole request.
@@ -357,7 +358,7 @@ impl Client {
     }
 
     /// Sends a request like [`Client::dispatch`] and maps a non-success
-    /// answer to its [`Error`].
+    /// response to its [`Error`].
     pub(crate) async fn send<F>(
         &self,
         idempotency: Idempotency,
@@ -373,7 +374,7 @@ impl Client {
             return Ok(response);
         }
         let body = response.bytes().await?;
-        Err(from_error_answer(status, &body))
+        Err(from_error_response(status, &body))
     }
 
     /// Sends a request and decodes the `data` of its success envelope.
@@ -427,9 +428,9 @@ impl Client {
     }
 }
 
-/// Whether a failed attempt may be retried: connection errors, and requests
-/// that failed before an answer arrived (such as a pooled connection the
-/// server had closed), but not timeouts of a request that was already sent.
+/// Returns whether a failed attempt may be retried. Connection errors and
+/// requests that failed before a response arrived (such as on a pooled
+/// connection that the server had closed) qualify, timeouts do not.
 fn is_retryable(error: &reqwest::Error) -> bool {
     error.is_connect() || (error.is_request() && !error.is_timeout())
 }
@@ -489,6 +490,14 @@ mod tests {
     fn build_rejects_key_with_newline() {
         let result = Client::new("http://127.0.0.1:8080", "key\nx-other: 1");
         assert!(matches!(result, Err(Error::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn client_and_error_are_send_sync() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<Client>();
+        assert_send_sync::<ClientBuilder>();
+        assert_send_sync::<Error>();
     }
 
     #[test]

@@ -1,33 +1,33 @@
-//! The error type of every client call, and how HTTP answers map onto it.
+//! The error type of every client call, and the mapping of HTTP responses onto it.
 
 use std::fmt;
 
 use batch_types::{ClearPreview, ErrorBody, ErrorDetails, FieldError, UnauthorizedBody};
 use reqwest::StatusCode;
 
-/// The most characters of an undecodable body that [`Error::Decode`] keeps.
+/// Maximum number of characters of an undecodable body that [`Error::Decode`] keeps.
 pub const MAX_DECODE_BODY_CHARS: usize = 512;
 
 /// A failed client call.
 ///
-/// `Display` writes one line without the underlying cause; walk
-/// [`std::error::Error::source`] for it, as the transport and decode errors
-/// keep their cause there.
+/// `Display` writes one line without the underlying cause. The transport,
+/// decode and runtime errors keep their cause in [`std::error::Error::source`].
 ///
 /// Every variant except [`Error::Transport`], [`Error::InvalidConfig`] and
-/// [`Error::Runtime`] means the server answered: [`Error::status`] returns the HTTP status and
-/// [`Error::error_body`] the decoded error envelope, when there is one.
+/// [`Error::Runtime`] means that the server sent a response. For those,
+/// [`Error::status`] returns the HTTP status and [`Error::error_body`] the
+/// decoded error envelope, when there is one.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The request could not be sent or its answer could not be read: connection
-    /// refused or reset, timed out, TLS failure. Idempotent GETs are retried on
-    /// connection errors before this is returned.
+    /// The request could not be sent or its response could not be read, such
+    /// as a refused or reset connection, a timeout or a TLS failure. Idempotent
+    /// GETs are retried on connection errors before this is returned.
     #[error("request to the batch server failed")]
     Transport(#[source] reqwest::Error),
 
     /// 401: the API key is missing or invalid.
-    #[error("401 Unauthorized: {}; check the API key", .0.error)]
+    #[error("401 {}; check the API key", .0.error)]
     Unauthorized(UnauthorizedBody),
 
     /// 400 or 422: the request failed validation. [`Error::field_errors`] lists
@@ -51,7 +51,7 @@ pub enum Error {
     #[error("{}", describe(StatusCode::CONFLICT, .0))]
     Conflict(ErrorBody),
 
-    /// 503: the server cannot reach its database; the call may succeed later.
+    /// 503: the server cannot reach its database. The call may succeed later.
     #[error("{}", describe(StatusCode::SERVICE_UNAVAILABLE, .0))]
     Unavailable(ErrorBody),
 
@@ -73,14 +73,14 @@ pub enum Error {
         body: ErrorBody,
     },
 
-    /// The server answered with a body that is not the expected JSON.
-    #[error("cannot decode the {status} answer of the batch server: {body}")]
+    /// The response body is not the expected JSON.
+    #[error("cannot decode the {status} response of the batch server: {body}")]
     Decode {
-        /// The HTTP status of the answer.
+        /// The HTTP status of the response.
         status: StatusCode,
         /// The body, cut to [`MAX_DECODE_BODY_CHARS`] characters.
         body: String,
-        /// Why decoding failed.
+        /// The serde_json error.
         #[source]
         source: serde_json::Error,
     },
@@ -91,7 +91,7 @@ pub enum Error {
     InvalidConfig(String),
 
     /// The blocking client could not start its tokio runtime.
-    #[error("cannot start the tokio runtime of the blocking client: {0}")]
+    #[error("cannot start the tokio runtime of the blocking client")]
     Runtime(#[source] std::io::Error),
 }
 
@@ -99,7 +99,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Returns the HTTP status of the answer, or `None` when no answer was read.
+    /// Returns the HTTP status of the response, or `None` when no response was read.
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             Self::Transport(source) => source.status(),
@@ -138,8 +138,8 @@ impl Error {
         }
     }
 
-    /// Returns `details` when the server sent it as a sentence (500 and 503
-    /// answers carry the cause here).
+    /// Returns `details` when the server sent it as a sentence. In 500 and 503
+    /// responses it contains the cause.
     pub fn details(&self) -> Option<&str> {
         match self.error_body()?.details.as_ref()? {
             ErrorDetails::Message(text) => Some(text),
@@ -181,42 +181,42 @@ impl Error {
         }
     }
 
-    /// Whether the server rejected the API key (401).
+    /// Returns whether the server rejected the API key (401).
     pub fn is_unauthorized(&self) -> bool {
         matches!(self, Self::Unauthorized(_))
     }
 
-    /// Whether the request failed validation (400 or 422).
+    /// Returns whether the request failed validation (400 or 422).
     pub fn is_validation(&self) -> bool {
         matches!(self, Self::Validation { .. })
     }
 
-    /// Whether the server answered 404.
+    /// Returns whether the server responded 404.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFound(_))
     }
 
-    /// Whether the server answered 409.
+    /// Returns whether the server responded 409.
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::Conflict(_))
     }
 
-    /// Whether the server answered 503 because its database is unavailable.
+    /// Returns whether the server responded 503 because its database is unavailable.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable(_))
     }
 
-    /// Whether the server failed with a 5xx other than 503.
+    /// Returns whether the server failed with a 5xx other than 503.
     pub fn is_server_error(&self) -> bool {
         matches!(self, Self::Server { .. })
     }
 
-    /// Whether no answer was read because the request could not be sent or completed.
+    /// Returns whether the request could not be sent or its response could not be read.
     pub fn is_transport(&self) -> bool {
         matches!(self, Self::Transport(_))
     }
 
-    /// Whether the answer body was not the expected JSON.
+    /// Returns whether the response body was not the expected JSON.
     pub fn is_decode(&self) -> bool {
         matches!(self, Self::Decode { .. })
     }
@@ -228,12 +228,12 @@ impl From<reqwest::Error> for Error {
     }
 }
 
-/// Maps a non-success answer to its error variant.
+/// Maps a non-success response to its error variant.
 ///
 /// A 401 body only needs an `error` string, because the server sends the bare
-/// `{"error": ...}` there. Every other status needs a full [`ErrorBody`];
-/// anything else, such as an HTML page from a proxy, becomes [`Error::Decode`].
-pub(crate) fn from_error_answer(status: StatusCode, body: &[u8]) -> Error {
+/// `{"error": ...}` there. Every other status needs a full [`ErrorBody`]. Any
+/// other body, such as an HTML page from a proxy, becomes [`Error::Decode`].
+pub(crate) fn from_error_response(status: StatusCode, body: &[u8]) -> Error {
     if status == StatusCode::UNAUTHORIZED {
         return match serde_json::from_slice::<UnauthorizedBody>(body) {
             Ok(body) => Error::Unauthorized(body),

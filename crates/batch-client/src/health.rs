@@ -3,28 +3,28 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-/// The answers of `GET /healthz` (liveness) and `GET /readyz` (readiness).
+/// The responses of `GET /healthz` (liveness) and `GET /readyz` (readiness).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Health {
-    /// The answer of `/healthz`: 200 while the process serves requests.
+    /// The response of `/healthz`, 200 while the process serves requests.
     pub live: Probe,
-    /// The answer of `/readyz`: 200 when the server can reach its database, 503 otherwise.
+    /// The response of `/readyz`, 200 when the server can reach its database and 503 otherwise.
     pub ready: Probe,
 }
 
 impl Health {
-    /// Whether `/healthz` answered 200.
+    /// Returns whether `/healthz` responded 200.
     pub fn is_live(&self) -> bool {
         self.live.is_ok()
     }
 
-    /// Whether `/readyz` answered 200.
+    /// Returns whether `/readyz` responded 200.
     pub fn is_ready(&self) -> bool {
         self.ready.is_ok()
     }
 }
 
-/// One probe's answer.
+/// The response of one probe.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Probe {
     /// The HTTP status.
@@ -35,7 +35,7 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Whether the probe answered 200.
+    /// Returns whether the probe responded 200.
     pub fn is_ok(&self) -> bool {
         self.status == StatusCode::OK
     }
@@ -46,7 +46,7 @@ impl Probe {
     }
 
     /// Builds a probe from a status and a raw body.
-    pub(crate) fn from_answer(status: StatusCode, body: &[u8]) -> Self {
+    pub(crate) fn from_response(status: StatusCode, body: &[u8]) -> Self {
         let body = if body.iter().all(u8::is_ascii_whitespace) {
             Value::Null
         } else {
@@ -63,14 +63,14 @@ mod tests {
 
     #[test]
     fn probe_reads_json_status() {
-        let probe = Probe::from_answer(StatusCode::OK, br#"{"status": "ok"}"#);
+        let probe = Probe::from_response(StatusCode::OK, br#"{"status": "ok"}"#);
         assert!(probe.is_ok());
         assert_eq!(probe.status_text(), Some("ok"));
     }
 
     #[test]
     fn probe_keeps_text_body() {
-        let probe = Probe::from_answer(StatusCode::SERVICE_UNAVAILABLE, b"database down");
+        let probe = Probe::from_response(StatusCode::SERVICE_UNAVAILABLE, b"database down");
         assert!(!probe.is_ok());
         assert_eq!(probe.body, Value::String("database down".into()));
         assert_eq!(probe.status_text(), None);
@@ -78,7 +78,7 @@ mod tests {
 
     #[test]
     fn probe_maps_empty_body_to_null() {
-        let probe = Probe::from_answer(StatusCode::OK, b"");
+        let probe = Probe::from_response(StatusCode::OK, b"");
         assert_eq!(probe.body, Value::Null);
     }
 }

@@ -5,7 +5,7 @@
 //! operation id (`start_batch`, `list_items`, ...). Each returns the `data` of
 //! the server's success envelope as a [`batch_types`] type, re-exported as
 //! [`types`]. Every failure is an [`Error`], whose variants separate 401, 409,
-//! 404, validation, 5xx and 503 answers from transport and decode failures.
+//! 404, validation, 5xx and 503 responses from transport and decode failures.
 //!
 //! ```no_run
 //! use batch_client::{Client, Language};
@@ -29,14 +29,19 @@
 //! # Retries
 //!
 //! GET requests are idempotent, so they are retried after connection errors
-//! (refused, reset, closed before the answer) with exponential backoff; see
-//! [`ClientBuilder::max_retries`]. POST requests are sent once. No answer that
-//! carries an HTTP status is retried, 5xx included.
+//! (refused, reset, closed before the response) with exponential backoff; see
+//! [`ClientBuilder::max_retries`]. POST requests are sent once. No request that
+//! received a response is retried, whatever its status (5xx included).
 //!
 //! # Features
 //!
 //! - `blocking`: `blocking::Client`, the same methods without async.
 //! - `cli`: the `batchctl` command-line tool.
+
+/// Compiles the README's example as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod client;
 mod error;

@@ -134,7 +134,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// The same as [`Client::start_batch`]; the server answers 400 when
+    /// The same as [`Client::start_batch`]. The server responds 400 when
     /// `previous_batch_id` is missing.
     ///
     /// ```no_run
@@ -268,9 +268,10 @@ impl Client {
     /// (`GET /api/external/ai-batch/batches/{batchId}/results?format=jsonl`),
     /// without paging.
     ///
-    /// The returned future resolves once the status line arrived, so HTTP
-    /// errors come back here; the stream then yields one result per line. The
-    /// client's timeout limits each read, not the whole stream.
+    /// The returned future resolves once the response headers arrived, so
+    /// HTTP errors are returned here. The stream then yields one result per
+    /// line. The client's timeout limits each read, not the whole stream
+    /// (see [`ClientBuilder::timeout`](crate::ClientBuilder::timeout)).
     ///
     /// # Errors
     ///
@@ -356,7 +357,7 @@ impl Client {
 
     /// Calls the open probes `GET /healthz` and `GET /readyz`, without the API key.
     ///
-    /// A 503 from `/readyz` is a normal answer here: check
+    /// A 503 from `/readyz` is not an error here, so check
     /// [`Health::is_ready`].
     ///
     /// # Errors
@@ -376,7 +377,7 @@ impl Client {
         Ok(Health { live, ready })
     }
 
-    /// Calls one open probe and keeps its answer, whatever the status.
+    /// Calls one open probe and keeps its response, whatever the status.
     async fn probe(&self, name: &str) -> Result<Probe> {
         let url = self.url(&[name]);
         let response = self
@@ -387,6 +388,6 @@ impl Client {
             .await?;
         let status = response.status();
         let body = response.bytes().await?;
-        Ok(Probe::from_answer(status, &body))
+        Ok(Probe::from_response(status, &body))
     }
 }

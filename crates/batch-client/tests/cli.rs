@@ -157,7 +157,7 @@ async fn api_error_prints_one_line() {
     let text = stderr(&output);
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(
-        text.starts_with("batchctl: error: 401 Unauthorized"),
+        text.starts_with("batchctl: error: 401 Unauthorized: Invalid API Key; check the API key"),
         "{text}"
     );
     assert!(!text.contains(API_KEY), "{text}");

@@ -28,8 +28,8 @@ fn client(server: &MockServer) -> Client {
     Client::new(server.uri(), API_KEY).expect("valid settings")
 }
 
-/// Mounts a mock that answers `method path` (with the API key) with `status` and `body`.
-async fn answer(
+/// Mounts a mock that responds to `verb route` (with the API key) with `status` and `body`.
+async fn mount_response(
     server: &MockServer,
     verb: &str,
     route: &str,
@@ -50,7 +50,7 @@ async fn answer(
 #[tokio::test]
 async fn preview_clear_decodes_preview() {
     let server = MockServer::start().await;
-    answer(
+    mount_response(
         &server,
         "GET",
         "/api/external/ai-batch/clear",
@@ -187,7 +187,7 @@ async fn continue_batch_posts_to_continue() {
 #[tokio::test]
 async fn get_global_status_decodes_current_batch() {
     let server = MockServer::start().await;
-    answer(
+    mount_response(
         &server,
         "GET",
         "/api/external/ai-batch/status",
@@ -211,7 +211,7 @@ async fn get_global_status_decodes_current_batch() {
 async fn get_batch_status_puts_id_in_path() {
     let server = MockServer::start().await;
     let route = format!("/api/external/ai-batch/status/{BATCH_ID}");
-    answer(
+    mount_response(
         &server,
         "GET",
         &route,
@@ -262,7 +262,7 @@ async fn list_batches_sends_query() {
 #[tokio::test]
 async fn list_batches_omits_unset_query() {
     let server = MockServer::start().await;
-    answer(
+    mount_response(
         &server,
         "GET",
         "/api/external/ai-batch/batches",
@@ -284,7 +284,7 @@ async fn list_batches_omits_unset_query() {
 async fn cancel_batch_posts_without_body() {
     let server = MockServer::start().await;
     let route = format!("/api/external/ai-batch/batches/{BATCH_ID}/cancel");
-    answer(
+    mount_response(
         &server,
         "POST",
         &route,
@@ -362,7 +362,7 @@ async fn stream_batch_results_reads_lines() {
 async fn stream_batch_results_maps_404_before_streaming() {
     let server = MockServer::start().await;
     let route = format!("/api/external/ai-batch/batches/{BATCH_ID}/results");
-    answer(
+    mount_response(
         &server,
         "GET",
         &route,
@@ -458,7 +458,10 @@ async fn check_health_reports_both_probes_without_key() {
         .mount(&server)
         .await;
 
-    let health = client(&server).check_health().await.expect("probes answer");
+    let health = client(&server)
+        .check_health()
+        .await
+        .expect("probes respond");
     assert!(health.is_live());
     assert!(!health.is_ready());
     assert_eq!(health.live.status_text(), Some("ok"));
@@ -499,7 +502,7 @@ async fn language_sets_accept_language() {
 #[tokio::test]
 async fn default_sends_no_accept_language() {
     let server = MockServer::start().await;
-    answer(
+    mount_response(
         &server,
         "GET",
         "/api/external/ai-batch/status",
@@ -519,7 +522,7 @@ async fn default_sends_no_accept_language() {
 #[tokio::test]
 async fn base_url_path_prefix_is_kept() {
     let server = MockServer::start().await;
-    answer(
+    mount_response(
         &server,
         "GET",
         "/batch/api/external/ai-batch/status",
@@ -589,7 +592,7 @@ async fn status_409_exposes_current_batch_id() {
         Some(json!("Wait for it to finish or cancel it")),
         Some(json!({"currentBatchId": BATCH_ID})),
     );
-    answer(&server, "POST", "/api/external/ai-batch/start", 409, body).await;
+    mount_response(&server, "POST", "/api/external/ai-batch/start", 409, body).await;
 
     let error = client(&server)
         .start_batch(&StartBatchRequest::default())
@@ -606,7 +609,7 @@ async fn status_409_exposes_current_batch_id() {
 async fn status_409_on_clear_exposes_preview() {
     let server = MockServer::start().await;
     let body = common::error_body("批次已变化", None, Some(common::clear_preview()));
-    answer(&server, "POST", "/api/external/ai-batch/clear", 409, body).await;
+    mount_response(&server, "POST", "/api/external/ai-batch/clear", 409, body).await;
 
     let request = ClearRequest {
         expected_batch_ids: Some(vec!["batch_1_zzzzzz".into()]),
@@ -624,7 +627,7 @@ async fn status_409_on_clear_exposes_preview() {
 async fn status_404_on_start_exposes_remaining_items() {
     let server = MockServer::start().await;
     let body = common::error_body("没有待处理的数据", None, Some(json!({"remainingItems": 0})));
-    answer(&server, "POST", "/api/external/ai-batch/start", 404, body).await;
+    mount_response(&server, "POST", "/api/external/ai-batch/start", 404, body).await;
 
     let error = client(&server)
         .start_batch(&StartBatchRequest::default())
@@ -637,7 +640,7 @@ async fn status_404_on_start_exposes_remaining_items() {
 #[tokio::test]
 async fn status_404_on_batch_maps_to_not_found() {
     let server = MockServer::start().await;
-    answer(
+    mount_response(
         &server,
         "GET",
         "/api/external/ai-batch/status/batch_0_none00",
@@ -665,7 +668,7 @@ async fn status_400_maps_to_validation_fields() {
         ])),
         None,
     );
-    answer(&server, "POST", "/api/external/ai-batch/start", 400, body).await;
+    mount_response(&server, "POST", "/api/external/ai-batch/start", 400, body).await;
 
     let request = StartBatchRequest {
         batch_size: Some(0),
@@ -697,7 +700,7 @@ async fn status_500_maps_to_server_error() {
         Some(json!("connection reset by database")),
         None,
     );
-    answer(&server, "POST", "/api/external/ai-batch/clear", 500, body).await;
+    mount_response(&server, "POST", "/api/external/ai-batch/clear", 500, body).await;
 
     let error = client(&server)
         .clear_batches(&ClearRequest::default())
@@ -716,8 +719,8 @@ async fn status_500_maps_to_server_error() {
 #[tokio::test]
 async fn status_503_maps_to_unavailable_without_retry() {
     let server = MockServer::start().await;
-    // expect(1): a GET that got an answer is not retried, even a 503.
-    answer(
+    // expect(1): a GET that received a response is not retried, even a 503.
+    mount_response(
         &server,
         "GET",
         "/api/external/ai-batch/status",
@@ -737,7 +740,7 @@ async fn status_503_maps_to_unavailable_without_retry() {
 #[tokio::test]
 async fn other_status_maps_to_api() {
     let server = MockServer::start().await;
-    answer(
+    mount_response(
         &server,
         "POST",
         "/api/external/items",
@@ -781,7 +784,7 @@ async fn non_json_body_maps_to_decode_truncated() {
 #[tokio::test]
 async fn success_with_wrong_shape_maps_to_decode() {
     let server = MockServer::start().await;
-    answer(
+    mount_response(
         &server,
         "GET",
         "/api/external/ai-batch/status",

@@ -34,6 +34,12 @@ pub enum ApiError {
         /// The current state, such as `currentBatchId`.
         data: Option<serde_json::Value>,
     },
+    /// 413: the body is larger than the route accepts.
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The route's limit in bytes.
+        limit: usize,
+    },
     /// 503: the database cannot be reached right now.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -116,6 +122,7 @@ impl ResponseError for ApiError {
             Self::Validation(_) => StatusCode::BAD_REQUEST,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -143,6 +150,16 @@ impl ResponseError for ApiError {
                 message.clone(),
                 Some(ErrorDetails::Message(details.clone())),
                 data.clone(),
+            ),
+            Self::PayloadTooLarge { limit } => (
+                pick("请求体过大", "the request body is too large"),
+                Some(ErrorDetails::Message(pick(
+                    format!("此接口的请求体最多 {limit} 字节，请拆分后分批发送"),
+                    format!(
+                        "this route accepts at most {limit} bytes; split the request into smaller ones"
+                    ),
+                ))),
+                None,
             ),
             Self::Unavailable(cause) => {
                 log::warn!("answering 503 because the database is unavailable: {cause}");
@@ -203,6 +220,7 @@ mod tests {
                 },
                 409,
             ),
+            (ApiError::PayloadTooLarge { limit: 10 }, 413),
             (ApiError::Unavailable("down".into()), 503),
             (ApiError::internal("清除操作失败", "boom"), 500),
         ];

@@ -13,7 +13,7 @@ use crate::db::items::NewItemRow;
 pub const MAX_EXTERNAL_ID_CHARS: usize = 256;
 /// Longest `content`, in characters; short texts are the service's input,
 /// and this keeps one request's memory bounded.
-pub const MAX_CONTENT_CHARS: usize = 100_000;
+pub const MAX_CONTENT_CHARS: usize = 20_000;
 
 /// Validates one item; `at` names it in errors (`items[3]`, `line 12`).
 pub fn parse_item(value: &Value, at: &str, errors: &mut Vec<FieldError>) -> Option<NewItemRow> {

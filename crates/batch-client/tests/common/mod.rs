@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-/// The demo key that the mocks expect.
+/// The API key that the mocks expect.
 pub const API_KEY: &str = "test-api-key";
 
 /// A batch id in the server's format.
@@ -15,7 +15,7 @@ pub fn envelope(data: Value) -> Value {
     json!({"success": true, "message": "操作成功", "data": data})
 }
 
-/// An error envelope with optional `details` and `data`.
+/// Builds an error envelope with optional `details` and `data`.
 pub fn error_body(error: &str, details: Option<Value>, data: Option<Value>) -> Value {
     let mut body = json!({
         "success": false,
@@ -31,7 +31,7 @@ pub fn error_body(error: &str, details: Option<Value>, data: Option<Value>) -> V
     body
 }
 
-/// A processing batch.
+/// Builds a processing batch.
 pub fn batch_info() -> Value {
     json!({
         "batchId": BATCH_ID,
@@ -52,7 +52,7 @@ pub fn batch_info() -> Value {
     })
 }
 
-/// The global state while `batch_info` is processing.
+/// Builds the global state while `batch_info` is processing.
 pub fn global_status() -> Value {
     json!({
         "hasGlobalTask": true,
@@ -64,7 +64,7 @@ pub fn global_status() -> Value {
     })
 }
 
-/// The clear preview while `batch_info` is processing.
+/// Builds the clear preview while `batch_info` is processing.
 pub fn clear_preview() -> Value {
     json!({
         "needsClear": true,
@@ -90,7 +90,7 @@ pub fn clear_preview() -> Value {
     })
 }
 
-/// A state snapshot with `processing` batches.
+/// Builds a state snapshot with `processing` batches.
 pub fn snapshot(processing: u64) -> Value {
     json!({
         "hasGlobalTask": processing > 0,
@@ -100,7 +100,7 @@ pub fn snapshot(processing: u64) -> Value {
     })
 }
 
-/// The result of a clear that cancelled `batch_info`.
+/// Builds the result of a clear that cancelled `batch_info`.
 pub fn clear_result() -> Value {
     json!({
         "clearTime": "2025-09-22T11:48:00.000Z",
@@ -111,7 +111,7 @@ pub fn clear_result() -> Value {
     })
 }
 
-/// The result of a forced reset.
+/// Builds the result of a forced reset.
 pub fn reset_result() -> Value {
     json!({
         "previousStatus": snapshot(1),
@@ -124,7 +124,7 @@ pub fn reset_result() -> Value {
     })
 }
 
-/// The data of a successful start.
+/// Builds the data of a successful start.
 pub fn start_data() -> Value {
     json!({
         "batchId": BATCH_ID,
@@ -141,12 +141,12 @@ pub fn start_data() -> Value {
     })
 }
 
-/// The data of a cancel that stopped `batch_info`.
+/// Builds the data of a cancel that stopped `batch_info`.
 pub fn cancel_data() -> Value {
     json!({"batchId": BATCH_ID, "status": "cancelled", "cancelled": true, "releasedItems": 700})
 }
 
-/// One analysed result.
+/// Builds one analysed result.
 pub fn batch_result(item_id: i64) -> Value {
     json!({
         "itemId": item_id,
@@ -163,7 +163,7 @@ pub fn batch_result(item_id: i64) -> Value {
     })
 }
 
-/// One stored item.
+/// Builds one stored item.
 pub fn item(id: i64) -> Value {
     json!({
         "id": id,
@@ -184,7 +184,7 @@ pub fn item(id: i64) -> Value {
     })
 }
 
-/// A page of `entries` with the next cursor.
+/// Builds a page of `entries` with the next cursor.
 pub fn page(entries: Vec<Value>, next_cursor: Option<&str>) -> Value {
     json!({"entries": entries, "nextCursor": next_cursor})
 }

@@ -13,12 +13,17 @@ const API_VERSION: &str = "2023-06-01";
 /// Sampling temperature: low, so that repeated runs give similar keywords.
 const TEMPERATURE: f64 = 0.2;
 
-/// Output tokens allowed for the JSON wrapper, plus this much per item.
+/// Output tokens allowed for the JSON wrapper of the results.
 const BASE_MAX_TOKENS: usize = 512;
+
+/// Output tokens added for each item in the request.
 const MAX_TOKENS_PER_ITEM: usize = 400;
 
-/// The output cap of Claude 3.5 Haiku, the default model; larger chunks would be cut off anyway.
-const MAX_TOKENS_CAP: usize = 8192;
+/// The maximum `max_tokens` sent. Claude Haiku 4.5, the default model,
+/// accepts up to 64K output tokens, so this only binds past 40 items.
+// NOTE: older models with lower output limits reject a large `max_tokens`
+// with HTTP 400, which fails that request's items.
+const MAX_TOKENS_CAP: usize = 16_384;
 
 /// Returns `{base_url}/v1/messages`, or `{base_url}/messages` when the base URL already ends in `/v1`.
 pub(super) fn endpoint(config: &ProviderConfig) -> Result<Url, ProviderError> {
@@ -71,7 +76,7 @@ pub(super) fn build_request(
             value.set_sensitive(true);
             request.header("x-api-key", value)
         }
-        // Provider::new rejects such keys; without the header the provider answers 401.
+        // Provider::new rejects such keys. Without the header the provider returns 401.
         Err(_) => request,
     }
 }
@@ -117,7 +122,7 @@ mod tests {
             .and(header("x-api-key", TEST_KEY))
             .and(header("anthropic-version", API_VERSION))
             .and(body_partial_json(json!({
-                "model": "claude-3-5-haiku-latest",
+                "model": "claude-haiku-4-5",
                 "max_tokens": max_tokens(2),
                 "messages": [{ "role": "user" }],
             })))

@@ -11,8 +11,8 @@ use std::sync::LazyLock;
 
 use jieba_rs::{Jieba, KeywordExtract, KeywordExtractConfig, TfIdf};
 
-/// Loaded once per process: building the dictionary and IDF table takes
-/// about 150 ms in a release build.
+/// The segmenter, loaded once per process because building its dictionary
+/// and the IDF table took about 150 ms in a release build on a 2-core machine.
 static JIEBA: LazyLock<Jieba> = LazyLock::new(Jieba::new);
 
 static TF_IDF: LazyLock<TfIdf> = LazyLock::new(|| {
@@ -97,7 +97,7 @@ const CHINESE_CANDIDATES: usize = 40;
 /// The score factor of a Chinese word missing from jieba's dictionary.
 const GUESSED_WORD_FACTOR: f64 = 0.5;
 
-/// The longest word kept, in characters; longer tokens are hashes or junk.
+/// The maximum keyword length, in characters. Longer tokens are hashes or junk.
 const MAX_WORD_CHARS: usize = 40;
 
 /// One candidate keyword with its score and where it first occurs.
@@ -180,7 +180,7 @@ fn word_candidates(text: &str) -> Vec<Candidate> {
         .collect()
 }
 
-/// The maximal runs of Han characters.
+/// Returns the maximal runs of Han characters.
 fn han_runs(text: &str) -> Vec<&str> {
     text.split(|c: char| !is_han(c))
         .filter(|run| !run.is_empty())
@@ -227,7 +227,7 @@ fn clean_word(token: &str) -> Option<String> {
     keep.then(|| stem.to_owned())
 }
 
-/// Whether a token is a number with an ordinal suffix, such as "6th".
+/// Returns whether a token is a number with an ordinal suffix, such as "6th".
 fn is_ordinal(token: &str) -> bool {
     let digits = token.trim_end_matches(char::is_alphabetic);
     let suffix = &token[digits.len()..];
@@ -236,7 +236,7 @@ fn is_ordinal(token: &str) -> bool {
         && matches!(suffix, "st" | "nd" | "rd" | "th")
 }
 
-/// Whether a character is a Han ideograph (the CJK blocks jieba segments).
+/// Returns whether a character is a Han ideograph (the CJK blocks jieba segments).
 pub(super) fn is_han(c: char) -> bool {
     matches!(c,
         '\u{3400}'..='\u{4DBF}'

@@ -36,7 +36,7 @@ pub const DEFAULT_MAX_RETRIES: u32 = 3;
 /// The first backoff delay in [`ProviderConfig::new`].
 pub const DEFAULT_RETRY_BASE_DELAY: Duration = Duration::from_millis(500);
 
-/// Which provider a batch uses.
+/// The provider a batch uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
     /// OpenAI chat completions.
@@ -68,7 +68,7 @@ impl ProviderKind {
         }
     }
 
-    /// The provider name as the API accepts it.
+    /// Returns the provider name as the API accepts it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::OpenAi => "openai",
@@ -79,20 +79,20 @@ impl ProviderKind {
         }
     }
 
-    /// The model used when a batch names none.
+    /// Returns the model used when a batch names none.
     pub fn default_model(self) -> &'static str {
         match self {
             Self::OpenAi => "gpt-4o-mini",
             Self::OpenAiBadger => "gpt-4o",
             Self::Zhipu => "glm-4-flash",
-            Self::Anthropic => "claude-3-5-haiku-latest",
+            Self::Anthropic => "claude-haiku-4-5",
             Self::Local => local::MODEL,
         }
     }
 
-    /// The API base URL used when a batch names none; `None` for `local`.
-    // NOTE: openai-badger has no public endpoint of its own that this code
-    // knows of, so it defaults to OpenAI's; callers normally pass `baseURL`.
+    /// Returns the API base URL used when a batch names none, or `None` for `local`.
+    // NOTE: no public endpoint of openai-badger is known here, so it defaults
+    // to OpenAI's and callers are expected to pass `baseURL`.
     pub fn default_base_url(self) -> Option<&'static str> {
         match self {
             Self::OpenAi | Self::OpenAiBadger => Some("https://api.openai.com/v1"),
@@ -102,7 +102,7 @@ impl ProviderKind {
         }
     }
 
-    /// The environment variable that holds the provider key; `None` for `local`.
+    /// Returns the environment variable that contains the provider key, or `None` for `local`.
     pub fn api_key_env_var(self) -> Option<&'static str> {
         match self {
             Self::OpenAi | Self::OpenAiBadger => Some("OPENAI_API_KEY"),
@@ -112,7 +112,7 @@ impl ProviderKind {
         }
     }
 
-    /// Whether the provider is called over HTTP and so needs a key.
+    /// Returns whether the provider is called over HTTP and so needs a key.
     pub fn is_remote(self) -> bool {
         self != Self::Local
     }
@@ -134,7 +134,7 @@ impl ApiKey {
         Self(key.into())
     }
 
-    /// The key itself, for the one header that carries it.
+    /// Returns the key itself, for the one header that carries it.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -161,7 +161,7 @@ impl fmt::Display for ApiKey {
 /// Everything needed to call a provider.
 #[derive(Clone, Debug)]
 pub struct ProviderConfig {
-    /// Which provider to call.
+    /// The provider to call.
     pub kind: ProviderKind,
     /// The model name sent to the provider.
     pub model: String,
@@ -213,7 +213,7 @@ pub enum ItemOutcome {
     Failed(String),
 }
 
-/// Why a whole request failed.
+/// The failure of a whole request.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     /// Stops the batch: invalid or missing key (401/403), unknown model (404 or an error body naming the model), bad base URL.
@@ -236,10 +236,10 @@ pub struct Provider {
 impl Provider {
     /// Validates the configuration and builds a client around the shared `http` client.
     ///
-    /// Returns [`ProviderError::Fatal`] when a remote kind has no key (the
-    /// caller resolves the environment variable), when the key cannot be
-    /// sent in an HTTP header, when the model name is empty, or when the base
-    /// URL is not an absolute http or https URL.
+    /// Returns [`ProviderError::Fatal`] when a remote kind has no key, because
+    /// the caller resolves the environment variable. It also does so when the
+    /// key cannot be sent in an HTTP header, when the model name is empty, or
+    /// when the base URL is not an absolute http or https URL.
     pub fn new(config: ProviderConfig, http: reqwest::Client) -> Result<Self, ProviderError> {
         if config.model.trim().is_empty() {
             return Err(ProviderError::Fatal(format!(
@@ -262,7 +262,7 @@ impl Provider {
         })
     }
 
-    /// The configuration this provider was built with.
+    /// Returns the configuration this provider was built with.
     pub fn config(&self) -> &ProviderConfig {
         &self.config
     }
@@ -289,7 +289,9 @@ impl Provider {
         let user = prompt::chunk_user_message(items);
         let output = self.complete(&system, &user, items.len()).await?;
         let ids: Vec<i64> = items.iter().map(|item| item.id).collect();
-        Ok(parse::parse_outcomes(&output, &ids))
+        let outcomes = parse::parse_outcomes(&output, &ids);
+        self.log_unusable_output(outcomes.iter().map(|(_, outcome)| outcome));
+        Ok(outcomes)
     }
 
     /// Analyses one item in one request (traditional mode).
@@ -298,13 +300,34 @@ impl Provider {
     /// gives `Ok(ItemOutcome::Failed(..))` as in [`Provider::analyze_chunk`].
     pub async fn analyze_item(&self, item: &ProviderItem) -> Result<ItemOutcome, ProviderError> {
         if self.config.kind == ProviderKind::Local {
-            return Ok(ItemOutcome::Analyzed(local::analyze(&item.content)));
+            return Ok(local::analyze_item(item));
         }
         let system =
             prompt::system_prompt(self.config.system_prompt.as_deref(), prompt::Mode::Item);
         let user = prompt::item_user_message(item);
         let output = self.complete(&system, &user, 1).await?;
-        Ok(parse::parse_outcome(&output, item.id))
+        let outcome = parse::parse_outcome(&output, item.id);
+        self.log_unusable_output([&outcome]);
+        Ok(outcome)
+    }
+
+    /// Logs how many items of one response had no usable result, without the output itself.
+    fn log_unusable_output<'a>(&self, outcomes: impl IntoIterator<Item = &'a ItemOutcome>) {
+        let mut total = 0;
+        let mut failed = 0;
+        for outcome in outcomes {
+            total += 1;
+            if matches!(outcome, ItemOutcome::Failed(_)) {
+                failed += 1;
+            }
+        }
+        if failed > 0 {
+            log::warn!(
+                "{} model {} returned no usable result for {failed} of {total} items",
+                self.config.kind,
+                self.config.model
+            );
+        }
     }
 
     /// Sends one completion request with retries and returns the model's text.
@@ -504,6 +527,29 @@ mod tests {
         assert!(
             matches!(&outcomes[1].1, ItemOutcome::Analyzed(analysis) if analysis.is_valueless),
             "{outcomes:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn local_item_runs_on_multi_thread_runtime() {
+        let config = ProviderConfig::new(ProviderKind::Local, None);
+        let provider =
+            Provider::new(config, reqwest::Client::new()).expect("local config is valid");
+        let item = ProviderItem {
+            id: 1,
+            content: "今天天气很好，我们一起去公园散步吧。".to_owned(),
+        };
+        let outcome = provider
+            .analyze_item(&item)
+            .await
+            .expect("local never fails");
+        let ItemOutcome::Analyzed(analysis) = outcome else {
+            panic!("the local analyzer failed: {outcome:?}");
+        };
+        assert!(
+            analysis.keywords.iter().any(|k| k == "公园"),
+            "{:?}",
+            analysis.keywords
         );
     }
 

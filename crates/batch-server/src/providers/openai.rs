@@ -1,9 +1,9 @@
 //! OpenAI-compatible chat completions, used by `openai`, `openai-badger` and `zhipu`.
 //!
-//! The requests go through reqwest directly rather than async-openai: the
-//! server shares one reqwest 0.13 client, and async-openai brings its own
-//! client and retry loop, which hide the status code and the `Retry-After`
-//! header that the retry policy in `retry.rs` needs.
+//! The requests go through reqwest directly rather than async-openai. The
+//! server shares one reqwest 0.13 client, while async-openai brings its own
+//! client and retry loop. That loop hides the status code and the
+//! `Retry-After` header that the retry policy in `retry.rs` needs.
 
 use reqwest::{Client, RequestBuilder};
 use serde_json::{Value, json};
@@ -19,7 +19,10 @@ pub(super) fn endpoint(config: &ProviderConfig) -> Result<Url, ProviderError> {
     super::endpoint_url(config, "chat/completions")
 }
 
-/// Builds the JSON body of a chat completion that asks for a JSON object.
+/// Builds the JSON body of a chat completion that requests a JSON object.
+// NOTE: `response_format` is OpenAI's JSON mode, and Zhipu accepts the same
+// field. A gateway that does not may reject it with HTTP 400, which fails
+// the request's items without a retry.
 pub(super) fn request_body(config: &ProviderConfig, system: &str, user: &str) -> Value {
     let mut body = json!({
         "model": config.model,
@@ -35,9 +38,9 @@ pub(super) fn request_body(config: &ProviderConfig, system: &str, user: &str) ->
     body
 }
 
-/// Whether the model accepts a non-default temperature.
+/// Returns whether the model accepts a non-default temperature.
 // NOTE: OpenAI's reasoning models (o1, o3, o4-mini, gpt-5) reject any
-// temperature but the default; this prefix list is a guess that needs
+// temperature but the default. This prefix list is a guess, so it needs
 // updating as model names change.
 fn accepts_temperature(model: &str) -> bool {
     let model = model.to_ascii_lowercase();
@@ -349,6 +352,30 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[tokio::test]
+    async fn connection_refused_is_retried_then_fails() {
+        // A port that was just free: nothing listens there once the listener drops.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding loopback works");
+        let port = listener
+            .local_addr()
+            .expect("a bound socket has an address")
+            .port();
+        drop(listener);
+        let server = MockServer::start().await;
+        let provider = remote_provider(&server, ProviderKind::OpenAi, |config| {
+            config.base_url = Url::parse(&format!("http://127.0.0.1:{port}/v1")).ok();
+            config.max_retries = 1;
+        });
+
+        let error = provider.analyze_chunk(&items(&[1])).await.err();
+
+        let Some(ProviderError::Failed(message)) = error else {
+            panic!("expected Failed, got {error:?}");
+        };
+        assert!(message.contains("could not connect"), "{message}");
+        assert!(message.contains("2 attempts"), "{message}");
     }
 
     #[tokio::test]

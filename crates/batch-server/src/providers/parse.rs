@@ -1,10 +1,10 @@
 //! Parsing model output into per-item outcomes.
 //!
 //! Models wrap JSON in code fences or prose, rename keys, quote ids and skip
-//! items, so the parser looks for the first JSON object or array in the
-//! output, finds the list of result objects in it, and reads each field
-//! under its camelCase or snake_case name. An item with no result fails; it
-//! never turns into an empty success.
+//! items. So the parser looks for the first JSON object or array in the
+//! output and finds the list of result objects in it. It reads each field
+//! under its camelCase or snake_case name. An item with no result fails, so
+//! it never turns into an empty success.
 
 use std::collections::HashMap;
 
@@ -20,16 +20,16 @@ pub(super) const NOT_JSON: &str = "the model output is not valid JSON";
 /// The reason for an item that the output has no result for.
 pub(super) const NO_RESULT: &str = "the model returned no result for this item";
 
-/// The most keywords, topic tags and content types kept for one item.
+/// The maximum number of keywords, topic tags and content types kept for one item.
 pub(super) const MAX_LIST_LEN: usize = 10;
 
-/// The longest summary kept, in characters.
+/// The maximum summary length kept, in characters.
 const MAX_SUMMARY_CHARS: usize = 300;
 
-/// How many `{` or `[` positions are tried as the start of the JSON before giving up.
+/// The maximum number of `{` or `[` positions tried as the start of the JSON.
 const MAX_JSON_STARTS: usize = 64;
 
-/// How deep single-field wrapper objects such as `{"result": {...}}` are unwrapped.
+/// The maximum depth of single-field wrapper objects such as `{"result": {...}}` that are unwrapped.
 const MAX_WRAPPER_DEPTH: usize = 3;
 
 /// Keys under which a result's fields may appear, camelCase first.
@@ -95,8 +95,8 @@ fn fail_all(ids: &[i64], reason: &str) -> Vec<(i64, ItemOutcome)> {
 }
 
 /// Finds the JSON value in the output: the content of a code fence if there
-/// is one, the whole text, or the first object or array that parses at a
-/// `{` or `[` and is followed by anything at all.
+/// is one, else the whole text, else the first object or array that parses
+/// at a `{` or `[`, ignoring any text after it.
 fn find_json(output: &str) -> Option<Value> {
     if let Some(fenced) = fenced_block(output)
         && let Some(value) = first_json_value(fenced)
@@ -122,7 +122,7 @@ fn first_json_value(text: &str) -> Option<Value> {
         })
 }
 
-/// Whether a value can hold results: an object, or an array of objects only,
+/// Returns whether a value can contain results: an object, or an array of objects only,
 /// so that prose such as "see [1]" is not taken for the output.
 fn is_structured(value: &Value) -> bool {
     match value {
@@ -132,7 +132,7 @@ fn is_structured(value: &Value) -> bool {
     }
 }
 
-/// The text between the first ```` ``` ```` line (with or without a
+/// Returns the text between the first ```` ``` ```` line (with or without a
 /// language tag) and the next ```` ``` ````, or to the end if it is not closed.
 fn fenced_block(output: &str) -> Option<&str> {
     let start = output.find("```")?;
@@ -144,7 +144,7 @@ fn fenced_block(output: &str) -> Option<&str> {
     Some(body.find("```").map_or(body, |end| &body[..end]))
 }
 
-/// The result objects in a parsed value: the elements of an array, an
+/// Collects the result objects in a parsed value: the elements of an array, an
 /// object that is itself a result, the first array of objects among an
 /// object's fields (`{"results": [...]}`), or objects keyed by item id.
 fn result_objects(value: Value, depth: usize) -> Vec<Map<String, Value>> {

@@ -13,7 +13,7 @@ pub(super) enum Mode {
     Item,
 }
 
-/// What to find in each text; a custom system prompt replaces this part only.
+/// The built-in analysis instructions. A custom system prompt replaces them but not the output format.
 const ANALYSIS_INSTRUCTIONS: &str = "\
 You analyse short social-media texts such as tweets, posts and comments. \
 For each text, find:

@@ -14,10 +14,10 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 
 use super::{ProviderConfig, ProviderError};
 
-/// The longest wait a `Retry-After` header can impose.
+/// The maximum wait that a `Retry-After` header can impose.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
-/// The longest computed backoff delay, before jitter.
+/// The maximum computed backoff delay, before jitter.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// How much of an error body is read to find its message.
@@ -35,7 +35,7 @@ pub(super) enum AttemptError {
         reason: String,
         /// A short label for logs: the status code or the transport failure.
         label: String,
-        /// The delay the provider asked for.
+        /// The delay that the provider requested in `Retry-After`.
         retry_after: Option<Duration>,
     },
     /// Stops the batch.
@@ -91,7 +91,7 @@ where
         .when(AttemptError::is_retryable)
         .adjust(|error, delay| {
             // `delay` is None once the retries are used up; keep that.
-            delay.map(|computed| error.retry_after().unwrap_or(computed))
+            delay
         })
         .notify(|error, delay| {
             retries += 1;
@@ -184,7 +184,7 @@ fn classify_transport_error(config: &ProviderConfig, error: &reqwest::Error) -> 
     }
 }
 
-/// The innermost error message, which names the actual failure (for example
+/// Returns the innermost error message, which names the actual failure (for example
 /// "Connection refused") where reqwest's own message is generic.
 fn root_cause(error: &reqwest::Error) -> String {
     let mut cause: &dyn std::error::Error = error;
@@ -205,7 +205,7 @@ fn classify_status(
     let details = ErrorDetails::parse(body);
     if matches!(status.as_u16(), 400 | 403 | 404 | 422) && details.names_unknown_model() {
         return AttemptError::Fatal(format!(
-            "the {kind} provider does not know the model \"{}\" (HTTP {}): pass a valid aiConfig.model",
+            "model \"{}\" not found at the {kind} provider (HTTP {}): pass a valid aiConfig.model",
             config.model,
             status.as_u16()
         ));
@@ -229,7 +229,7 @@ fn classify_status(
             "the {kind} provider account has no quota left (HTTP 429){}",
             details.quote(config)
         )),
-        408 | 429 | 500..=599 => AttemptError::Retryable {
+        401 | 408 | 429 | 500..=599 => AttemptError::Retryable {
             reason: format!(
                 "the {kind} provider returned HTTP {status}{}",
                 details.quote(config)
@@ -302,7 +302,7 @@ impl ErrorDetails {
             || self.error_type.as_deref() == Some("insufficient_quota")
     }
 
-    /// The provider's message as a suffix `": ..."`, truncated, with the key removed.
+    /// Formats the provider's message as a suffix `": ..."`, truncated, with the key removed.
     fn quote(&self, config: &ProviderConfig) -> String {
         let Some(message) = self
             .message
@@ -343,7 +343,8 @@ fn duration_from_secs(seconds: f64) -> Option<Duration> {
     Duration::try_from_secs_f64(seconds).ok()
 }
 
-/// The time from now until an HTTP date such as `Wed, 21 Oct 2015 07:28:00 GMT`; zero if it has passed.
+/// Returns the time from now until an HTTP date such as
+/// `Wed, 21 Oct 2015 07:28:00 GMT`, or zero if it has passed.
 fn until_http_date(value: &str) -> Option<Duration> {
     let date = DateTime::parse_from_rfc2822(value).ok()?;
     let delta = date.with_timezone(&Utc) - Utc::now();

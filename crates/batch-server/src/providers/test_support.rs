@@ -41,7 +41,7 @@ pub(super) fn items(ids: &[i64]) -> Vec<ProviderItem> {
         .collect()
 }
 
-/// A chat completion response whose message content is `content`.
+/// Returns a chat completion response whose message content is `content`.
 pub(super) fn chat_response(content: &str) -> Value {
     json!({
         "id": "chatcmpl-test",
@@ -54,7 +54,7 @@ pub(super) fn chat_response(content: &str) -> Value {
     })
 }
 
-/// A Messages API response whose one text block is `text`.
+/// Returns a Messages API response whose one text block is `text`.
 pub(super) fn anthropic_response(text: &str) -> Value {
     json!({
         "id": "msg_test",

@@ -7,7 +7,7 @@ use batch_types::{
 };
 use serde::Deserialize;
 
-use super::{caller_of, page_limit, parse_body, parse_cursor};
+use super::{CONTROL_BODY_LIMIT, caller_of, page_limit, parse_body, parse_cursor, read_body};
 use crate::db;
 use crate::engine::Engine;
 use crate::engine::control::{batch_info, batch_not_found};
@@ -35,8 +35,9 @@ use crate::metrics::METRICS;
 #[post("/start")]
 pub async fn start_batch(
     engine: web::Data<Engine>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload, CONTROL_BODY_LIMIT).await?;
     let request: StartBatchRequest = parse_body(&body, Some(StartBatchRequest::default()))?;
     if request.previous_batch_id.is_some() {
         return Err(ApiError::invalid(
@@ -66,8 +67,9 @@ pub async fn start_batch(
 #[post("/continue")]
 pub async fn continue_batch(
     engine: web::Data<Engine>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload, CONTROL_BODY_LIMIT).await?;
     let request: StartBatchRequest = parse_body(&body, None)?;
     if request
         .previous_batch_id

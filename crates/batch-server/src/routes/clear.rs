@@ -6,7 +6,7 @@ use batch_types::{
     UnauthorizedBody,
 };
 
-use super::{caller_of, parse_body};
+use super::{CONTROL_BODY_LIMIT, caller_of, parse_body, read_body};
 use crate::engine::Engine;
 use crate::engine::control::preview_message;
 use crate::errors::ApiError;
@@ -64,8 +64,9 @@ pub async fn preview_clear(engine: web::Data<Engine>) -> Result<HttpResponse, Ap
 pub async fn clear_batches(
     engine: web::Data<Engine>,
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload, CONTROL_BODY_LIMIT).await?;
     let clear: ClearRequest = parse_body(&body, Some(ClearRequest::default()))?;
 
     let result = engine
@@ -106,8 +107,9 @@ pub async fn clear_batches(
 pub async fn reset_batches(
     engine: web::Data<Engine>,
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload, CONTROL_BODY_LIMIT).await?;
     let reset: ResetRequest = parse_body(&body, None)?;
 
     let result = engine

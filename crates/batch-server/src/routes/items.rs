@@ -8,12 +8,15 @@ use batch_types::{
 use serde::Deserialize;
 
 use super::batches::page_of;
-use super::{page_limit, parse_body, parse_cursor};
+use super::{page_limit, parse_body, parse_cursor, read_body};
 use crate::db::items::{self, ItemQuery, ItemRow};
 use crate::engine::Engine;
 use crate::errors::ApiError;
 use crate::i18n::pick;
 use crate::ingest;
+
+/// Largest upsert body: 10,000 short texts with their fields.
+const UPSERT_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 /// The upsert body before validation: items stay raw JSON so every error
 /// can name its item's index and field.
@@ -40,8 +43,9 @@ struct RawUpsert {
 #[post("")]
 pub async fn upsert_items(
     engine: web::Data<Engine>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload, UPSERT_BODY_LIMIT).await?;
     let raw: RawUpsert = parse_body(&body, None)?;
     if raw.items.is_empty() || raw.items.len() > MAX_ITEMS_PER_UPSERT {
         return Err(ApiError::invalid(

@@ -5,13 +5,36 @@ pub mod clear;
 pub mod health;
 pub mod items;
 
-use actix_web::{HttpMessage, HttpRequest};
+use actix_web::{HttpMessage, HttpRequest, web};
 use serde::de::DeserializeOwned;
 
 use crate::auth::KeyFingerprint;
 use crate::engine::control::Caller;
 use crate::errors::ApiError;
 use batch_types::FieldError;
+
+/// Largest body of a control or start request: a few ids and settings.
+pub const CONTROL_BODY_LIMIT: usize = 256 * 1024;
+
+/// Reads a request body of at most `limit` bytes, answering 413 past it.
+pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+    use futures_util::StreamExt;
+
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|error| {
+            ApiError::invalid(
+                "body",
+                format!("the request body could not be read: {error}"),
+            )
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
 
 /// Parses a JSON body, naming the offending field in the 400 when it fails.
 /// An empty body parses as `T::default()` when `empty` is given.

@@ -80,9 +80,12 @@ fn template() -> &'static str {
     static NAME: OnceLock<String> = OnceLock::new();
     NAME.get_or_init(|| {
         let name = format!("batch_test_template_{}", migrations_digest());
-        let mut admin = PgConnection::establish(admin_url()).expect("the admin database is reachable");
+        let mut admin =
+            PgConnection::establish(admin_url()).expect("the admin database is reachable");
         // Several test binaries may start at once; one builds the template.
-        diesel::sql_query("SELECT pg_advisory_lock(72_410_001)").execute(&mut admin).expect("lock");
+        diesel::sql_query("SELECT pg_advisory_lock(72410001)")
+            .execute(&mut admin)
+            .expect("lock");
         sweep_leftovers(&mut admin);
         let exists = database_exists(&mut admin, &name);
         if !exists {
@@ -90,17 +93,22 @@ fn template() -> &'static str {
             diesel::sql_query(format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
                 .execute(&mut admin)
                 .expect("drop a half-built template");
-            diesel::sql_query(format!("CREATE DATABASE {building}")).execute(&mut admin).expect("create template");
+            diesel::sql_query(format!("CREATE DATABASE {building}"))
+                .execute(&mut admin)
+                .expect("create template");
             {
                 let mut connection =
-                    PgConnection::establish(&with_database(admin_url(), &building)).expect("connect to template");
+                    PgConnection::establish(&with_database(admin_url(), &building))
+                        .expect("connect to template");
                 db::run_migrations(&mut connection).expect("migrations apply");
             }
             diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {name}"))
                 .execute(&mut admin)
                 .expect("publish template");
         }
-        diesel::sql_query("SELECT pg_advisory_unlock(72_410_001)").execute(&mut admin).expect("unlock");
+        diesel::sql_query("SELECT pg_advisory_unlock(72410001)")
+            .execute(&mut admin)
+            .expect("unlock");
         name
     })
 }
@@ -122,20 +130,25 @@ fn database_exists(admin: &mut PgConnection, name: &str) -> bool {
 /// Drops per-test databases whose test process is gone, and templates of
 /// older schemas.
 fn sweep_leftovers(admin: &mut PgConnection) {
-    let rows: Vec<Name> = diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'batch_test_%'")
-        .load(admin)
-        .expect("list test databases");
+    let rows: Vec<Name> =
+        diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'batch_test_%'")
+            .load(admin)
+            .expect("list test databases");
     let current = format!("batch_test_template_{}", migrations_digest());
     for row in rows {
         let name = row.datname;
         let stale = if name.starts_with("batch_test_template_") {
             name != current
         } else {
-            let pid = name.split('_').nth(2).and_then(|pid| pid.parse::<u32>().ok());
+            let pid = name
+                .split('_')
+                .nth(2)
+                .and_then(|pid| pid.parse::<u32>().ok());
             pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
         };
         if stale {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(admin);
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(admin);
         }
     }
 }
@@ -157,7 +170,8 @@ impl TestDatabase {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
-        let mut admin = PgConnection::establish(admin_url()).expect("the admin database is reachable");
+        let mut admin =
+            PgConnection::establish(admin_url()).expect("the admin database is reachable");
         diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {template}"))
             .execute(&mut admin)
             .expect("clone the template");
@@ -174,7 +188,11 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Ok(mut admin) = PgConnection::establish(admin_url()) {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut admin);
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin);
         }
     }
 }
@@ -224,7 +242,11 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let _ = env_logger::builder().is_test(true).try_init();
     let database = match options.database {
         Some(database) => database,
-        None => Arc::new(tokio::task::spawn_blocking(TestDatabase::create).await.expect("create database")),
+        None => Arc::new(
+            tokio::task::spawn_blocking(TestDatabase::create)
+                .await
+                .expect("create database"),
+        ),
     };
     let config = Config {
         database_url: Some(database.url.clone()),
@@ -252,13 +274,15 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     }
 }
 
-impl TestApp {
-    /// Stops the server and its background loop.
-    pub async fn stop(&self) {
+impl Drop for TestApp {
+    fn drop(&mut self) {
         self.background.cancel();
-        self.handle.stop(true).await;
+        // The stop command is sent at once; waiting for it is optional.
+        drop(self.handle.stop(false));
     }
+}
 
+impl TestApp {
     /// A URL on the server.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
@@ -266,7 +290,13 @@ impl TestApp {
 
     /// GET with the test key; returns status and JSON body.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.http.get(self.url(path)).header("x-api-key", API_KEY).send().await.expect("GET is sent");
+        let response = self
+            .http
+            .get(self.url(path))
+            .header("x-api-key", API_KEY)
+            .send()
+            .await
+            .expect("GET is sent");
         decode(response).await
     }
 
@@ -289,7 +319,9 @@ impl TestApp {
             .iter()
             .map(|(id, content, user, list)| json!({"externalId": id, "content": content, "username": user, "listId": list}))
             .collect();
-        let (status, body) = self.post("/api/external/items", json!({ "items": items })).await;
+        let (status, body) = self
+            .post("/api/external/items", json!({ "items": items }))
+            .await;
         assert_eq!(status, 200, "{body}");
         body
     }
@@ -307,7 +339,9 @@ impl TestApp {
             })
             .collect();
         for chunk in items.chunks(5_000) {
-            let (status, body) = self.post("/api/external/items", json!({ "items": chunk })).await;
+            let (status, body) = self
+                .post("/api/external/items", json!({ "items": chunk }))
+                .await;
             assert_eq!(status, 200, "{body}");
         }
     }
@@ -316,7 +350,9 @@ impl TestApp {
     pub async fn wait_for_batch(&self, batch_id: &str, timeout: Duration) -> Value {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let (status, body) = self.get(&format!("/api/external/ai-batch/status/{batch_id}")).await;
+            let (status, body) = self
+                .get(&format!("/api/external/ai-batch/status/{batch_id}"))
+                .await;
             assert_eq!(status, 200, "{body}");
             if body["data"]["status"] != "processing" || tokio::time::Instant::now() > deadline {
                 return body["data"].clone();
@@ -333,7 +369,9 @@ impl TestApp {
             value: i64,
         }
         let mut connection = self.database.connect();
-        let row: Scalar = diesel::sql_query(sql).get_result(&mut connection).expect("the query runs");
+        let row: Scalar = diesel::sql_query(sql)
+            .get_result(&mut connection)
+            .expect("the query runs");
         row.value
     }
 }
@@ -378,7 +416,11 @@ impl wiremock::Respond for Responder {
         let latency = self.behaviour.latency;
         let leading = {
             let mut statuses = self.statuses.lock().expect("lock");
-            if statuses.is_empty() { None } else { Some(statuses.remove(0)) }
+            if statuses.is_empty() {
+                None
+            } else {
+                Some(statuses.remove(0))
+            }
         };
         if let Some(status) = leading {
             let mut template = wiremock::ResponseTemplate::new(status)
@@ -395,7 +437,12 @@ impl wiremock::Respond for Responder {
         let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
         let user = body["messages"]
             .as_array()
-            .and_then(|messages| messages.iter().rev().find(|message| message["role"] == "user"))
+            .and_then(|messages| {
+                messages
+                    .iter()
+                    .rev()
+                    .find(|message| message["role"] == "user")
+            })
             .and_then(|message| message["content"].as_str())
             .unwrap_or("[]");
         let items: Value = serde_json::from_str(user).unwrap_or(Value::Null);
@@ -413,7 +460,11 @@ impl wiremock::Respond for Responder {
             Value::Array(list) => {
                 let results: Vec<Value> = list
                     .iter()
-                    .filter(|item| self.behaviour.drop_id.is_none_or(|drop| item["id"] != json!(drop)))
+                    .filter(|item| {
+                        self.behaviour
+                            .drop_id
+                            .is_none_or(|drop| item["id"] != json!(drop))
+                    })
                     .map(analysis)
                     .collect();
                 json!({ "results": results }).to_string()

@@ -37,7 +37,7 @@ pub struct Cli {
     )]
     pub api_key: String,
 
-    /// Print the `data` of the answer as JSON instead of text.
+    /// Print the `data` of the response as JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -52,7 +52,13 @@ pub struct Cli {
     pub lang: Lang,
 
     /// Time limit of one request, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true
+    )]
     pub timeout: u64,
 
     /// The operation to run.
@@ -74,8 +80,8 @@ pub enum Command {
 
     /// Cancel every processing batch and release the global task lock.
     ///
-    /// Without --yes, prints the preview and asks for confirmation, then clears
-    /// only if the previewed batches are still the processing ones.
+    /// Without --yes, prints the preview and prompts for confirmation. It then
+    /// clears only if the previewed batches are still the processing ones.
     Clear {
         /// Clear only if exactly these batches are processing; repeat for several.
         #[arg(long = "expect", value_name = "BATCH_ID")]
@@ -182,7 +188,7 @@ pub struct StartArgs {
     #[arg(long, value_name = "TIME")]
     pub published_after: Option<String>,
 
-    /// Which items to take: without an analysis (false, the server's default), with one (true), or all.
+    /// Item selection: without an analysis (false, the server's default), with one (true), or all.
     #[arg(long, value_enum)]
     pub is_extracted: Option<Extracted>,
 
@@ -190,7 +196,7 @@ pub struct StartArgs {
     #[arg(long, value_name = "N")]
     pub batch_size: Option<u32>,
 
-    /// How items are sent to the provider [server default: optimized].
+    /// Processing mode: one provider request per chunk or per item [server default: optimized].
     #[arg(long, value_enum)]
     pub mode: Option<Mode>,
 
@@ -266,7 +272,7 @@ pub enum Extracted {
 }
 
 impl Extracted {
-    /// The wire value of `isExtracted`.
+    /// Returns the wire value of `isExtracted`.
     fn as_str(self) -> &'static str {
         match self {
             Self::All => "all",
@@ -286,7 +292,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The matching processing mode.
+    /// Returns the matching processing mode.
     fn to_mode(self) -> ProcessingMode {
         match self {
             Self::Optimized => ProcessingMode::Optimized,
@@ -305,7 +311,7 @@ pub enum Lang {
 }
 
 impl Lang {
-    /// The client language.
+    /// Returns the matching client language.
     pub fn to_language(self) -> Language {
         match self {
             Self::En => Language::English,
@@ -328,7 +334,7 @@ pub enum StatusFilter {
 }
 
 impl StatusFilter {
-    /// The matching batch status.
+    /// Returns the matching batch status.
     pub fn to_status(self) -> BatchStatus {
         match self {
             Self::Processing => BatchStatus::Processing,
@@ -394,6 +400,7 @@ mod tests {
             "http://127.0.0.1:9000/v1",
         ]);
         let request = args.to_request(Some("provider-key".into()), None);
+
         assert_eq!(request.list_ids, Some(vec!["a".into(), "b".into()]));
         assert_eq!(request.usernames, Some(vec!["alice".into()]));
         assert_eq!(
@@ -408,6 +415,7 @@ mod tests {
         );
         assert_eq!(request.max_items, Some(100));
         assert_eq!(request.concurrency, Some(4));
+
         let ai_config = request.ai_config.expect("ai config set");
         assert_eq!(ai_config.provider.as_deref(), Some("openai"));
         assert_eq!(ai_config.model.as_deref(), Some("gpt-4o"));

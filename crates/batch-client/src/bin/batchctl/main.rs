@@ -170,7 +170,7 @@ fn print<T: Serialize>(
     Ok(())
 }
 
-/// The provider key from the environment; an empty value counts as unset.
+/// Reads the provider key from the environment. An empty value counts as unset.
 fn provider_key() -> Option<String> {
     std::env::var(PROVIDER_KEY_ENV)
         .ok()
@@ -203,8 +203,8 @@ async fn clear(
             eprintln!("Nothing cleared.");
             return Ok(ExitCode::SUCCESS);
         }
-        // Clear only what the user saw: if another batch started since the
-        // preview, the server answers 409 instead of cancelling it unseen.
+        // Clear only what the user saw. If another batch started since the
+        // preview, the server responds 409 instead of cancelling it unseen.
         if expected.is_empty() {
             expected = preview
                 .processing_records
@@ -239,7 +239,7 @@ async fn clear(
     }
 }
 
-/// Writes `question` to stderr and returns whether the answer on stdin is y or yes.
+/// Writes `question` to stderr and returns whether the reply on stdin is y or yes.
 fn confirm(question: &str) -> anyhow::Result<bool> {
     let mut stderr = std::io::stderr().lock();
     stderr.write_all(question.as_bytes())?;
@@ -249,7 +249,7 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     std::io::stdin()
         .lock()
         .read_line(&mut answer)
-        .context("cannot read the answer from stdin")?;
+        .context("failed to read the confirmation from stdin")?;
     let answer = answer.trim().to_ascii_lowercase();
     Ok(answer == "y" || answer == "yes")
 }

@@ -276,7 +276,7 @@ pub fn batches(page: &Page<BatchInfo>) -> String {
     text
 }
 
-/// The table row of one result: id, external id, state, then keywords or error.
+/// Builds the table row of one result: id, external id, state, then keywords or error.
 pub fn result_row(result: &BatchResult) -> Vec<String> {
     let outcome = match (&result.analysis, &result.error) {
         (Some(analysis), _) if analysis.is_valueless => "(valueless)".to_owned(),
@@ -303,7 +303,7 @@ pub fn results(page: &Page<BatchResult>) -> String {
     text
 }
 
-/// The hint for the next page, or nothing on the last page.
+/// Formats the hint for the next page, or nothing on the last page.
 fn next_cursor(cursor: Option<&str>) -> String {
     match cursor {
         Some(cursor) => format!("\nMore: pass --cursor {cursor}\n"),
@@ -311,7 +311,7 @@ fn next_cursor(cursor: Option<&str>) -> String {
     }
 }
 
-/// Formats the two probe answers.
+/// Formats the responses of the two probes.
 pub fn health(health: &Health) -> String {
     let describe = |probe: &batch_client::Probe| {
         let text = probe

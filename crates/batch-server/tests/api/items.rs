@@ -1,0 +1,110 @@
+//! Item upsert and listing.
+
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upsert_inserts_then_updates() {
+    let app = spawn_app().await;
+
+    let first = app
+        .upsert(&[
+            ("a", "first text", "ann", "l1"),
+            ("b", "second", "bob", "l1"),
+        ])
+        .await;
+    let second = app
+        .upsert(&[
+            ("a", "first text, edited", "ann", "l2"),
+            ("c", "third", "cy", "l1"),
+        ])
+        .await;
+
+    assert_eq!(first["data"], json!({"inserted": 2, "updated": 0}));
+    assert_eq!(second["data"], json!({"inserted": 1, "updated": 1}));
+    let (_, list) = app.get("/api/external/items?listId=l2").await;
+    assert_eq!(list["data"]["entries"][0]["content"], "first text, edited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_item_rejects_whole_request() {
+    let app = spawn_app().await;
+    let body = json!({"items": [
+        {"externalId": "ok-1", "content": "fine"},
+        {"externalId": "", "content": "blank id"},
+        {"externalId": "ok-2", "content": 42, "publishedAt": "last tuesday"},
+    ]});
+
+    let (status, error) = app.post("/api/external/items", body).await;
+
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["success"], false);
+    let fields: Vec<String> = error["details"]
+        .as_array()
+        .expect("details lists fields")
+        .iter()
+        .map(|detail| detail["field"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        fields.contains(&"items[1].externalId".to_owned()),
+        "{fields:?}"
+    );
+    assert!(
+        fields.contains(&"items[2].content".to_owned()),
+        "{fields:?}"
+    );
+    assert!(
+        fields.contains(&"items[2].publishedAt".to_owned()),
+        "{fields:?}"
+    );
+    assert_eq!(app.scalar("SELECT count(*) AS value FROM items"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upsert_rejects_empty_and_oversized_requests() {
+    let app = spawn_app().await;
+    let too_many: Vec<_> = (0..10_001)
+        .map(|index| json!({"externalId": format!("x{index}"), "content": "x"}))
+        .collect();
+
+    let (empty, _) = app.post("/api/external/items", json!({"items": []})).await;
+    let (large, body) = app
+        .post("/api/external/items", json!({"items": too_many}))
+        .await;
+    let (missing, missing_body) = app.post("/api/external/items", json!({})).await;
+
+    assert_eq!(empty, 400);
+    assert_eq!(large, 400);
+    assert_eq!(body["details"][0]["field"], "items");
+    assert_eq!(missing, 400);
+    assert_eq!(missing_body["details"][0]["field"], "items");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_pages_with_cursor_and_filters() {
+    let app = spawn_app().await;
+    app.seed(25, "alpha").await;
+    app.seed(5, "beta").await;
+
+    let (_, first) = app.get("/api/external/items?listId=alpha&limit=10").await;
+    let cursor = first["data"]["nextCursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let (_, second) = app
+        .get(&format!(
+            "/api/external/items?listId=alpha&limit=10&cursor={cursor}"
+        ))
+        .await;
+    let (_, last) = app
+        .get("/api/external/items?listId=alpha&limit=10&cursor=999999")
+        .await;
+    let (bad, _) = app.get("/api/external/items?state=sleeping").await;
+
+    assert_eq!(first["data"]["entries"].as_array().map(Vec::len), Some(10));
+    assert_eq!(second["data"]["entries"][0]["externalId"], "alpha-10");
+    assert_eq!(last["data"]["entries"].as_array().map(Vec::len), Some(0));
+    assert!(last["data"]["nextCursor"].is_null());
+    assert_eq!(bad, 400);
+}
