@@ -220,6 +220,20 @@ async fn migrate(pool: &DbPool, url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Answers requests no route matches (or that use a method the route does
+/// not accept) with a JSON 404 instead of an empty body.
+async fn route_not_found(
+    request: actix_web::HttpRequest,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound {
+        message: i18n::pick(
+            format!("没有 {} {} 这个接口", request.method(), request.path()),
+            format!("no route matches {} {}", request.method(), request.path()),
+        ),
+        data: Some(serde_json::json!({ "documentation": "/swagger-ui/" })),
+    })
+}
+
 fn serve(listener: TcpListener, engine: Engine, config: &Config) -> std::io::Result<Server> {
     let keys = web::Data::new(ApiKeys::new(&config.api_keys));
     let engine = web::Data::new(engine);
@@ -240,9 +254,10 @@ fn serve(listener: TcpListener, engine: Engine, config: &Config) -> std::io::Res
             )
             .configure(configure)
             .split_for_parts();
-        app.wrap(from_fn(i18n::scope_language))
+        app.service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", api))
+            .default_service(web::to(route_not_found))
+            .wrap(from_fn(i18n::scope_language))
             .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
-            .service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", api))
     })
     .workers(2)
     .listen(listener)?

@@ -116,13 +116,13 @@ pub fn validate(request: &StartBatchRequest, engine: &Engine) -> Result<ValidSta
         Some(count) => Some(i64::try_from(count).unwrap_or(i64::MAX)),
         None => None,
     };
-    if let Some(prompt) = &request.system_prompt {
-        if prompt.trim().is_empty() || prompt.chars().count() > MAX_SYSTEM_PROMPT_CHARS {
-            errors.push(FieldError::new(
-                "systemPrompt",
-                format!("systemPrompt must be non-empty text of at most {MAX_SYSTEM_PROMPT_CHARS} characters"),
-            ));
-        }
+    if let Some(prompt) = &request.system_prompt
+        && (prompt.trim().is_empty() || prompt.chars().count() > MAX_SYSTEM_PROMPT_CHARS)
+    {
+        errors.push(FieldError::new(
+            "systemPrompt",
+            format!("systemPrompt must be non-empty text of at most {MAX_SYSTEM_PROMPT_CHARS} characters"),
+        ));
     }
     let provider = provider_config(request, engine, &mut errors);
 

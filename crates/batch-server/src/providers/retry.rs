@@ -91,7 +91,7 @@ where
         .when(AttemptError::is_retryable)
         .adjust(|error, delay| {
             // `delay` is None once the retries are used up; keep that.
-            delay
+            delay.map(|computed| error.retry_after().unwrap_or(computed))
         })
         .notify(|error, delay| {
             retries += 1;
@@ -229,7 +229,7 @@ fn classify_status(
             "the {kind} provider account has no quota left (HTTP 429){}",
             details.quote(config)
         )),
-        401 | 408 | 429 | 500..=599 => AttemptError::Retryable {
+        408 | 429 | 500..=599 => AttemptError::Retryable {
             reason: format!(
                 "the {kind} provider returned HTTP {status}{}",
                 details.quote(config)

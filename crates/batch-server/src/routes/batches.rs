@@ -201,15 +201,13 @@ pub async fn list_batches(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let limit = page_limit(query.limit, 50, 200)?;
-    if let Some(status) = query.status.as_deref() {
-        if batch_types::BatchStatus::parse(status).is_none() {
-            return Err(ApiError::invalid(
-                "status",
-                format!(
-                    "unknown status {status:?}; use processing, completed, failed or cancelled"
-                ),
-            ));
-        }
+    if let Some(status) = query.status.as_deref()
+        && batch_types::BatchStatus::parse(status).is_none()
+    {
+        return Err(ApiError::invalid(
+            "status",
+            format!("unknown status {status:?}; use processing, completed, failed or cancelled"),
+        ));
     }
     let rows = engine
         .db(move |connection| {

@@ -111,13 +111,13 @@ pub async fn list_items(
     query: web::Query<ListItemsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    if let Some(state) = query.state.as_deref() {
-        if AnalysisState::parse(state).is_none() {
-            return Err(ApiError::invalid(
-                "state",
-                format!("unknown state {state:?}; use pending, processing, analyzed or failed"),
-            ));
-        }
+    if let Some(state) = query.state.as_deref()
+        && AnalysisState::parse(state).is_none()
+    {
+        return Err(ApiError::invalid(
+            "state",
+            format!("unknown state {state:?}; use pending, processing, analyzed or failed"),
+        ));
     }
     let limit = page_limit(query.limit, 100, 1000)?;
     let filter = ItemQuery {

@@ -20,10 +20,10 @@ fn admin_url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| {
         for variable in ["TEST_DATABASE_URL", "DATABASE_URL"] {
-            if let Ok(url) = std::env::var(variable) {
-                if !url.trim().is_empty() {
-                    return url;
-                }
+            if let Ok(url) = std::env::var(variable)
+                && !url.trim().is_empty()
+            {
+                return url;
             }
         }
         let local = "postgres://postgres@127.0.0.1:5432/postgres";
