@@ -6,3 +6,4 @@ mod clear;
 mod health_auth;
 mod helpers;
 mod items;
+mod openapi;
