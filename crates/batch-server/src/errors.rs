@@ -43,6 +43,17 @@ pub enum ApiError {
     /// 503: the database cannot be reached right now.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// 500: an operation failed for a reason the caller can act on, such as
+    /// an unreachable database; `details` says what to do.
+    #[error("{error}: {cause}")]
+    OperationFailed {
+        /// The operation's failure message.
+        error: String,
+        /// What the caller can do.
+        details: String,
+        /// The cause, for the log.
+        cause: String,
+    },
     /// 500: an unexpected failure. `error` is the operation's failure message;
     /// the cause goes to the log, never to the caller.
     #[error("{error}: {cause}")]
@@ -68,17 +79,31 @@ impl ApiError {
         }
     }
 
-    /// Replaces the caller-facing message of a 500 or a 503, so each
-    /// operation reports its own failure (`清除操作失败` for a clear).
+    /// Turns a 500 or a 503 into a 500 whose message is the operation's
+    /// failure (`清除操作失败` for a clear), as the clear contract defines
+    /// one error body for every failure of the operation.
     pub fn during(self, operation_failed: impl Into<String>) -> Self {
         match self {
             Self::Internal { cause, .. } => Self::Internal {
                 error: operation_failed.into(),
                 cause,
             },
+            Self::Unavailable(cause) => Self::OperationFailed {
+                error: operation_failed.into(),
+                details: unavailable_details(),
+                cause,
+            },
             other => other,
         }
     }
+}
+
+fn unavailable_details() -> String {
+    pick(
+        "无法在限定时间内连接数据库，请稍后重试；若持续出现，请检查 PostgreSQL 是否运行",
+        "no database connection could be had in time; retry shortly, and if this persists \
+         check that PostgreSQL is running",
+    )
 }
 
 impl From<DbError> for ApiError {
@@ -124,7 +149,7 @@ impl ResponseError for ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal { .. } | Self::OperationFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -165,13 +190,13 @@ impl ResponseError for ApiError {
                 log::warn!("answering 503 because the database is unavailable: {cause}");
                 (
                     pick("数据库暂时不可用", "the database is unavailable"),
-                    Some(ErrorDetails::Message(pick(
-                        "无法在限定时间内连接数据库，请稍后重试；若持续出现，请检查 PostgreSQL 是否运行",
-                        "no database connection could be had in time; retry shortly, and if this \
-                         persists check that PostgreSQL is running",
-                    ))),
+                    Some(ErrorDetails::Message(unavailable_details())),
                     None,
                 )
+            }
+            Self::OperationFailed { error, details, cause } => {
+                log::error!("{error}: {cause}");
+                (error.clone(), Some(ErrorDetails::Message(details.clone())), None)
             }
             Self::Internal { error, cause } => {
                 log::error!("{error}: {cause}");
@@ -223,6 +248,7 @@ mod tests {
             (ApiError::PayloadTooLarge { limit: 10 }, 413),
             (ApiError::Unavailable("down".into()), 503),
             (ApiError::internal("清除操作失败", "boom"), 500),
+            (ApiError::Unavailable("down".into()).during("清除操作失败"), 500),
         ];
         for (error, status) in cases {
             assert_eq!(error.status_code().as_u16(), status, "{error:?}");

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Engine;
 use crate::db::batches::{self, BatchRow, ClaimedItem, StoredOutcome, WriteOutcome};
+use crate::metrics::METRICS;
 use crate::providers::{ItemOutcome, Provider, ProviderError, ProviderItem};
 
 /// Pause after a failed database call before a worker tries again.
@@ -212,6 +213,8 @@ async fn write(work: &BatchWork, outcomes: Vec<StoredOutcome>) -> bool {
         .await;
     match written {
         Ok(WriteOutcome::Written { succeeded, failed }) => {
+            METRICS.item_results.with_label_values(&["succeeded"]).inc_by(succeeded as u64);
+            METRICS.item_results.with_label_values(&["failed"]).inc_by(failed as u64);
             log::debug!(
                 "batch {}: wrote {succeeded} analyses and {failed} failures",
                 work.batch_id

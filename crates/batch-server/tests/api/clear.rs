@@ -599,3 +599,42 @@ async function clearAllTasks() {{
     );
     assert_eq!(stdout.trim(), r#"{"preview":true,"cleared":true}"#);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_fails_fast_then_recovers() {
+    let Some(proxy) = crate::helpers::DbProxy::start().await else {
+        eprintln!("the test database is on a unix socket; skipping the outage test");
+        return;
+    };
+    let direct = spawn_app().await;
+    let url = proxy.url_for(&direct.database.url);
+    let app = spawn_app_with(AppOptions {
+        database: Some(direct.database.clone()),
+        database_url: Some(url),
+        ..AppOptions::default()
+    })
+    .await;
+    let (healthy, _) = app.get("/api/external/ai-batch/clear").await;
+
+    proxy.cut();
+    let started = std::time::Instant::now();
+    let (status, body) = app.post("/api/external/ai-batch/clear", json!({})).await;
+    let elapsed = started.elapsed();
+    let (preview_status, _) = app.get("/api/external/ai-batch/clear").await;
+    let ready = app.http.get(app.url("/readyz")).send().await.expect("sent").status().as_u16();
+    proxy.restore();
+    let (after, recovered) = app.post("/api/external/ai-batch/clear", json!({})).await;
+
+    assert_eq!(healthy, 200);
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["success"], false);
+    assert_eq!(body["error"], "清除操作失败");
+    assert!(is_millis_timestamp(&body["timestamp"]), "{body}");
+    let details = body["details"].as_str().expect("details is text");
+    assert!(details.contains("数据库"), "{details}");
+    assert!(!details.contains("127.0.0.1") && !details.to_lowercase().contains("select"), "{details}");
+    assert!(elapsed < Duration::from_secs(6), "answered in {elapsed:?}");
+    assert_eq!(preview_status, 500);
+    assert_eq!(ready, 503);
+    assert_eq!(after, 200, "{recovered}");
+}

@@ -219,6 +219,8 @@ pub struct AppOptions {
     pub provider_retries: u32,
     /// Database to use; a fresh one when `None`.
     pub database: Option<Arc<TestDatabase>>,
+    /// Connect through this URL instead of the database's own.
+    pub database_url: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -228,6 +230,7 @@ impl Default for AppOptions {
             provider_timeout_secs: 5,
             provider_retries: 2,
             database: None,
+            database_url: None,
         }
     }
 }
@@ -249,7 +252,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         ),
     };
     let config = Config {
-        database_url: Some(database.url.clone()),
+        database_url: Some(options.database_url.unwrap_or_else(|| database.url.clone())),
         data_dir: std::env::temp_dir(),
         bind: "127.0.0.1:0".parse().expect("valid address"),
         api_keys: vec![API_KEY.to_owned()],
@@ -513,5 +516,77 @@ impl FakeProvider {
     /// Requests received so far.
     pub fn request_count(&self) -> u32 {
         self.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// A TCP proxy in front of PostgreSQL that a test can cut and restore, to
+/// see how the server behaves while the database is unreachable.
+pub struct DbProxy {
+    /// The port the proxy listens on.
+    pub port: u16,
+    state: Arc<ProxyState>,
+}
+
+struct ProxyState {
+    up: std::sync::atomic::AtomicBool,
+    /// Cancelled on cut; every forwarded connection watches it.
+    cut: Mutex<tokio_util::sync::CancellationToken>,
+}
+
+impl DbProxy {
+    /// Starts a proxy to the test PostgreSQL server, or `None` when that
+    /// server is reached over a unix socket.
+    pub async fn start() -> Option<Self> {
+        let parsed = url::Url::parse(admin_url()).ok()?;
+        let host = parsed.host_str().filter(|host| !host.is_empty())?.to_owned();
+        let target = format!("{host}:{}", parsed.port().unwrap_or(5432));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.ok()?;
+        let port = listener.local_addr().ok()?.port();
+        let state = Arc::new(ProxyState {
+            up: std::sync::atomic::AtomicBool::new(true),
+            cut: Mutex::new(tokio_util::sync::CancellationToken::new()),
+        });
+        let shared = state.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !shared.up.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let token = shared.cut.lock().expect("lock").clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = token.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    }
+                });
+            }
+        });
+        Some(Self { port, state })
+    }
+
+    /// The URL of `database` through the proxy.
+    pub fn url_for(&self, database_url: &str) -> String {
+        let mut parsed = url::Url::parse(database_url).expect("a database URL");
+        parsed.set_host(Some("127.0.0.1")).expect("host");
+        parsed.set_port(Some(self.port)).expect("port");
+        parsed.to_string()
+    }
+
+    /// Closes every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.state.up.store(false, Ordering::SeqCst);
+        let mut token = self.state.cut.lock().expect("lock");
+        token.cancel();
+        *token = tokio_util::sync::CancellationToken::new();
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.state.up.store(true, Ordering::SeqCst);
     }
 }
