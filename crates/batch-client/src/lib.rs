@@ -36,7 +36,7 @@
 //! # Features
 //!
 //! - `blocking`: `blocking::Client`, the same methods without async.
-//! - `cli`: the `batchctl` command-line tool.
+//! - `cli`: the `batchctl` command-line tool, and [`cli::run`] to run it in-process.
 
 /// Compiles the README's example as a doctest.
 #[cfg(doctest)]
@@ -52,6 +52,9 @@ mod query;
 
 #[cfg(feature = "blocking")]
 pub mod blocking;
+
+#[cfg(feature = "cli")]
+pub mod cli;
 
 pub use batch_types as types;
 pub use reqwest;

@@ -1,4 +1,5 @@
-//! The batchctl binary against a local wiremock server.
+//! The batchctl binary, and `batch_client::cli::run` in-process, against a
+//! local wiremock server.
 
 mod common;
 
@@ -313,4 +314,87 @@ async fn import_maps_field_errors_to_lines() {
         "{errors}"
     );
     assert!(errors.contains("upsert of lines 1-3 failed"), "{errors}");
+}
+
+/// Runs `batch_client::cli::run` in-process against `url` with a terminal
+/// stdin that contains `reply`, and returns the exit code, stdout and stderr.
+async fn run_in_process(url: &str, args: &[&str], reply: &str) -> (u8, String, String) {
+    let mut argv = vec!["batchctl", "--url", url, "--api-key", API_KEY];
+    argv.extend_from_slice(args);
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let code = batch_client::cli::run(
+        argv,
+        batch_client::cli::Console {
+            stdout: &mut stdout,
+            stderr: &mut stderr,
+            stdin: &mut reply.as_bytes(),
+            stdin_is_terminal: true,
+            show_progress: false,
+        },
+    )
+    .await;
+    (
+        code,
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+/// Mounts the clear preview of `common::clear_preview`.
+async fn mount_preview(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path("/api/external/ai-batch/clear"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(common::envelope(common::clear_preview())),
+        )
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn clear_declined_sends_no_clear() {
+    let server = MockServer::start().await;
+    mount_preview(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/api/external/ai-batch/clear"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(common::envelope(common::clear_result())),
+        )
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let (code, stdout, stderr) = run_in_process(&server.uri(), &["clear"], "n\n").await;
+
+    assert_eq!(code, batch_client::cli::EXIT_SUCCESS, "{stderr}");
+    assert!(stdout.contains(BATCH_ID), "{stdout}");
+    assert!(stderr.contains("Clear 1 batch(es)? [y/N] "), "{stderr}");
+    assert!(stderr.contains("Nothing cleared."), "{stderr}");
+}
+
+#[tokio::test]
+async fn clear_confirmed_sends_previewed_ids() {
+    let server = MockServer::start().await;
+    mount_preview(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/api/external/ai-batch/clear"))
+        .and(body_json(json!({"expectedBatchIds": [BATCH_ID]})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(common::envelope(common::clear_result())),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let (code, stdout, stderr) = run_in_process(&server.uri(), &["clear"], "yes\n").await;
+
+    assert_eq!(code, batch_client::cli::EXIT_SUCCESS, "{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line.starts_with("Released") && line.ends_with(" 700 item(s)")),
+        "{stdout}"
+    );
 }

@@ -50,7 +50,9 @@ pub enum EmbeddedError {
     },
 }
 
-/// A running cluster, stopped by [`EmbeddedPostgres::stop`] or on drop.
+/// A running cluster. A cluster this process started is stopped by
+/// [`EmbeddedPostgres::stop`] or on drop; one it found running (another
+/// server or an `import` uses it) is left running.
 #[derive(Debug)]
 pub struct EmbeddedPostgres {
     bin_dir: PathBuf,
@@ -102,7 +104,14 @@ impl EmbeddedPostgres {
                 ],
             )?;
         }
-        if !cluster.is_running() {
+        let mut cluster = cluster;
+        if cluster.is_running() {
+            log::info!(
+                "reusing the embedded PostgreSQL that already runs in {}; it is left running at exit",
+                cluster.data_dir.display()
+            );
+            cluster.stopped = true;
+        } else {
             cluster.start_server()?;
         }
         cluster.create_database()?;

@@ -7,3 +7,4 @@ mod health_auth;
 mod helpers;
 mod items;
 mod openapi;
+mod sdk;

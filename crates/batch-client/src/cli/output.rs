@@ -1,12 +1,13 @@
 //! Text output for people: aligned `label  value` lines and simple tables.
 
-use batch_client::Health;
-use batch_client::types::time::format_millis;
-use batch_client::types::{
+use unicode_width::UnicodeWidthStr;
+
+use crate::Health;
+use crate::types::time::format_millis;
+use crate::types::{
     BatchInfo, BatchResult, CancelBatchData, ClearPreview, ClearResult, GlobalStatus, Page,
     ResetResult, StartBatchData, StateSnapshot,
 };
-use unicode_width::UnicodeWidthStr;
 
 /// Formats `(label, value)` pairs with the values in one column.
 pub fn fields(rows: &[(&str, String)]) -> String {
@@ -313,7 +314,7 @@ fn next_cursor(cursor: Option<&str>) -> String {
 
 /// Formats the responses of the two probes.
 pub fn health(health: &Health) -> String {
-    let describe = |probe: &batch_client::Probe| {
+    let describe = |probe: &crate::Probe| {
         let text = probe
             .status_text()
             .map(str::to_owned)

@@ -1,13 +1,14 @@
 //! `batchctl import`: upsert items from a JSON Lines file in chunks.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use batch_client::Client;
-use batch_client::types::{NewItem, UpsertItemsRequest};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::Client;
+use crate::types::{NewItem, UpsertItemsRequest};
 
 /// Counts of a finished import.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -46,21 +47,29 @@ pub fn parse_line(line: &[u8]) -> Result<Option<NewItem>, String> {
         })
 }
 
-/// Reads `path` and upserts its items `chunk_size` at a time, drawing a
-/// progress bar over the bytes read on stderr.
+/// Reads `path` and upserts its items `chunk_size` at a time.
 ///
-/// Invalid lines are reported on stderr and skipped. The import stops at the
-/// first chunk the server rejects; the chunks before it stay stored.
+/// Invalid lines are reported on `stderr` and skipped. The import stops at
+/// the first chunk the server rejects; the chunks before it stay stored. With
+/// `show_progress`, a progress bar over the bytes read is drawn on the
+/// process's stderr, which indicatif leaves blank when it is not a terminal.
 pub async fn import_file(
     client: &Client,
     path: &Path,
     chunk_size: usize,
+    stderr: &mut dyn Write,
+    show_progress: bool,
 ) -> anyhow::Result<ImportSummary> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let total_bytes = file.metadata().map(|metadata| metadata.len()).unwrap_or(0);
     let mut reader = BufReader::new(file);
 
-    let progress = ProgressBar::new(total_bytes);
+    let target = if show_progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let progress = ProgressBar::with_draw_target(Some(total_bytes), target);
     progress.set_style(
         ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -90,16 +99,17 @@ pub async fn import_file(
             Ok(None) => {}
             Err(message) => {
                 summary.invalid_lines += 1;
-                progress.suspend(|| eprintln!("line {line_number}: invalid item: {message}"));
+                progress
+                    .suspend(|| writeln!(stderr, "line {line_number}: invalid item: {message}"))?;
             }
         }
 
         if chunk.len() >= chunk_size {
-            upsert_chunk(client, &mut chunk, &mut summary, &progress).await?;
+            upsert_chunk(client, &mut chunk, &mut summary, &progress, stderr).await?;
         }
     }
     if !chunk.is_empty() {
-        upsert_chunk(client, &mut chunk, &mut summary, &progress).await?;
+        upsert_chunk(client, &mut chunk, &mut summary, &progress, stderr).await?;
     }
     progress.finish_and_clear();
     Ok(summary)
@@ -112,6 +122,7 @@ async fn upsert_chunk(
     chunk: &mut Vec<NumberedItem>,
     summary: &mut ImportSummary,
     progress: &ProgressBar,
+    stderr: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let first_line = chunk.first().map_or(0, |numbered| numbered.line);
     let last_line = chunk.last().map_or(0, |numbered| numbered.line);
@@ -136,7 +147,7 @@ async fn upsert_chunk(
                     || field.field.clone(),
                     |(line, rest)| format!("line {line}: {rest}"),
                 );
-                progress.suspend(|| eprintln!("{place}: {}", field.message));
+                progress.suspend(|| writeln!(stderr, "{place}: {}", field.message))?;
             }
             let stored = summary.inserted + summary.updated;
             Err(anyhow::Error::new(error).context(format!(

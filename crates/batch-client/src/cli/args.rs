@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
-use batch_client::Language;
-use batch_client::types::{AiConfig, BatchStatus, ProcessingMode, StartBatchRequest};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::Language;
+use crate::types::{AiConfig, BatchStatus, ProcessingMode, StartBatchRequest};
 
 /// The API key of the server's demo configuration.
 pub const DEMO_API_KEY: &str = "unicatcher-api-key-demo";
