@@ -39,7 +39,7 @@ pub struct Config {
     #[arg(long, env = "BATCH_DB_POOL_SIZE", default_value_t = 16)]
     pub pool_size: u32,
 
-    /// Seconds to wait for a free database connection before answering 503.
+    /// Seconds to wait for a free database connection before returning 503.
     #[arg(long, env = "BATCH_DB_TIMEOUT_SECS", default_value_t = 3)]
     pub db_timeout_secs: u64,
 
@@ -105,5 +105,56 @@ impl Config {
             return Err(format!("BATCH_LOCALE is {:?}; use zh or en.", self.locale));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn parse(args: &[&str]) -> Config {
+        let mut all = vec!["batch-server"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all)
+            .expect("the arguments parse")
+            .config
+    }
+
+    #[test]
+    fn demo_key_refused_on_public_bind() {
+        let error = parse(&["--bind", "0.0.0.0:8080"])
+            .validate()
+            .expect_err("a public bind needs keys");
+        assert!(error.contains("BATCH_API_KEYS"), "{error}");
+    }
+
+    #[test]
+    fn public_bind_with_keys_is_accepted() {
+        let config = parse(&["--bind", "0.0.0.0:8080", "--api-keys", "k1,k2"]);
+        assert_eq!(config.api_keys, vec!["k1".to_owned(), "k2".to_owned()]);
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn loopback_bind_allows_demo_key() {
+        assert!(parse(&[]).validate().is_ok());
+    }
+
+    #[test]
+    fn lease_outlasts_two_heartbeats() {
+        let config = parse(&["--heartbeat-secs", "5", "--lease-secs", "3"]);
+        assert!(config.lease() > config.heartbeat() * 2);
+    }
+
+    #[test]
+    fn unknown_locale_is_rejected() {
+        assert!(parse(&["--locale", "fr"]).validate().is_err());
     }
 }

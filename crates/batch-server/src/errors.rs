@@ -19,7 +19,7 @@ pub enum ApiError {
     /// 404: the named thing does not exist.
     #[error("{message}")]
     NotFound {
-        /// What was not found.
+        /// The message naming the missing thing.
         message: String,
         /// Facts for the caller, such as `remainingItems`.
         data: Option<serde_json::Value>,
@@ -29,7 +29,7 @@ pub enum ApiError {
     Conflict {
         /// What conflicts.
         message: String,
-        /// What to do next.
+        /// The next step for the caller.
         details: String,
         /// The current state, such as `currentBatchId`.
         data: Option<serde_json::Value>,
@@ -44,12 +44,12 @@ pub enum ApiError {
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// 500: an operation failed for a reason the caller can act on, such as
-    /// an unreachable database; `details` says what to do.
+    /// an unreachable database. `details` gives the next step.
     #[error("{error}: {cause}")]
     OperationFailed {
         /// The operation's failure message.
         error: String,
-        /// What the caller can do.
+        /// The next step for the caller.
         details: String,
         /// The cause, for the log.
         cause: String,
@@ -58,7 +58,7 @@ pub enum ApiError {
     /// the cause goes to the log, never to the caller.
     #[error("{error}: {cause}")]
     Internal {
-        /// The failure message the caller sees, such as `清除操作失败`.
+        /// The failure message returned to the caller, such as `清除操作失败`.
         error: String,
         /// The cause, for the log.
         cause: String,
@@ -66,12 +66,12 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// A 400 with one invalid field.
+    /// Creates a 400 with one invalid field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::new(field, message)])
     }
 
-    /// A 500 whose caller-facing message is `error`.
+    /// Creates a 500 whose caller-facing message is `error`.
     pub fn internal(error: impl Into<String>, cause: impl std::fmt::Display) -> Self {
         Self::Internal {
             error: error.into(),
@@ -149,7 +149,9 @@ impl ResponseError for ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal { .. } | Self::OperationFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal { .. } | Self::OperationFailed { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -187,16 +189,24 @@ impl ResponseError for ApiError {
                 None,
             ),
             Self::Unavailable(cause) => {
-                log::warn!("answering 503 because the database is unavailable: {cause}");
+                log::warn!("returning 503 because the database is unavailable: {cause}");
                 (
                     pick("数据库暂时不可用", "the database is unavailable"),
                     Some(ErrorDetails::Message(unavailable_details())),
                     None,
                 )
             }
-            Self::OperationFailed { error, details, cause } => {
+            Self::OperationFailed {
+                error,
+                details,
+                cause,
+            } => {
                 log::error!("{error}: {cause}");
-                (error.clone(), Some(ErrorDetails::Message(details.clone())), None)
+                (
+                    error.clone(),
+                    Some(ErrorDetails::Message(details.clone())),
+                    None,
+                )
             }
             Self::Internal { error, cause } => {
                 log::error!("{error}: {cause}");
@@ -248,7 +258,10 @@ mod tests {
             (ApiError::PayloadTooLarge { limit: 10 }, 413),
             (ApiError::Unavailable("down".into()), 503),
             (ApiError::internal("清除操作失败", "boom"), 500),
-            (ApiError::Unavailable("down".into()).during("清除操作失败"), 500),
+            (
+                ApiError::Unavailable("down".into()).during("清除操作失败"),
+                500,
+            ),
         ];
         for (error, status) in cases {
             assert_eq!(error.status_code().as_u16(), status, "{error:?}");

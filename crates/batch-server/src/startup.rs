@@ -220,7 +220,7 @@ async fn migrate(pool: &DbPool, url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Answers requests no route matches (or that use a method the route does
+/// Responds to requests no route matches (or that use a method the route does
 /// not accept) with a JSON 404 instead of an empty body.
 async fn route_not_found(
     request: actix_web::HttpRequest,

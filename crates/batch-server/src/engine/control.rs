@@ -79,7 +79,7 @@ impl Engine {
     /// workers and measures the state afterwards.
     ///
     /// With `expected`, clears only when exactly those batches are
-    /// processing; otherwise answers 409 with the current preview.
+    /// processing; otherwise returns 409 with the current preview.
     pub async fn clear(
         &self,
         caller: Caller,
@@ -171,9 +171,9 @@ impl Engine {
         let before = self.snapshot().await?;
         let (expired, expired_released) = self.fail_expired_batches().await;
 
-        // Items processing without a processing batch cannot arise while the
-        // deferred constraint triggers are in place; this repairs rows from
-        // before them or from a manual edit.
+        // The deferred constraint triggers prevent items processing without a
+        // processing batch. This repairs rows written before the triggers
+        // existed or edited by hand.
         let orphans = self
             .db(|connection| {
                 use diesel::RunQueryDsl;
@@ -368,7 +368,7 @@ impl Engine {
         };
 
         // Stop this instance's workers for every cancelled batch, and any
-        // other local worker, so no request starts after the answer.
+        // other local worker, so no request starts after the response.
         let mut local: Vec<String> = self.manager().batch_ids();
         local.retain(|id| changed.contains(id));
         let local_stopped = self.manager().cancel_and_wait(&local, STOP_WAIT).await;

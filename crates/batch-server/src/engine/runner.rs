@@ -213,8 +213,14 @@ async fn write(work: &BatchWork, outcomes: Vec<StoredOutcome>) -> bool {
         .await;
     match written {
         Ok(WriteOutcome::Written { succeeded, failed }) => {
-            METRICS.item_results.with_label_values(&["succeeded"]).inc_by(succeeded as u64);
-            METRICS.item_results.with_label_values(&["failed"]).inc_by(failed as u64);
+            METRICS
+                .item_results
+                .with_label_values(&["succeeded"])
+                .inc_by(succeeded as u64);
+            METRICS
+                .item_results
+                .with_label_values(&["failed"])
+                .inc_by(failed as u64);
             log::debug!(
                 "batch {}: wrote {succeeded} analyses and {failed} failures",
                 work.batch_id

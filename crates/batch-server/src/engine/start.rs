@@ -13,14 +13,14 @@ use crate::providers::{ApiKey, Provider, ProviderConfig, ProviderKind};
 
 /// Default items per chunk.
 const DEFAULT_BATCH_SIZE: u32 = 10;
-/// Largest chunk: a provider answer for 100 short texts still fits one
-/// model reply.
+/// Largest chunk: a provider reply for 100 short texts still fits one
+/// model response.
 const MAX_BATCH_SIZE: u32 = 100;
 /// Default provider requests in flight.
 const DEFAULT_CONCURRENCY: u32 = 2;
 /// Most provider requests in flight; the database pool must serve each.
 const MAX_CONCURRENCY: u32 = 32;
-/// Longest system prompt accepted, in characters.
+/// Maximum system prompt length, in characters.
 const MAX_SYSTEM_PROMPT_CHARS: usize = 20_000;
 
 /// A start request that passed validation.
@@ -234,7 +234,7 @@ fn provider_config(
     })
 }
 
-/// The batch id of the processing batch, for a 409 answer.
+/// Builds the 409 that names the processing batch.
 async fn conflict(engine: &Engine) -> ApiError {
     let current = engine
         .db(batches::processing_batches)

@@ -16,7 +16,7 @@ use crate::errors::ApiError;
 use crate::i18n::pick;
 use crate::metrics::METRICS;
 
-/// Starts a batch over the items the filters select. Answers 409 while any
+/// Starts a batch over the items the filters select. Returns 409 while any
 /// batch is processing, on any instance, and 404 when nothing matches.
 #[utoipa::path(
     tag = "batches",
@@ -26,9 +26,11 @@ use crate::metrics::METRICS;
     responses(
         (status = 201, body = ApiResponse<StartBatchData>),
         (status = 400, body = ErrorBody),
+        (status = 413, body = ErrorBody),
         (status = 401, body = UnauthorizedBody),
         (status = 404, description = "No matching items; `data.remainingItems` is 0", body = ErrorBody),
         (status = 409, description = "A batch is processing; `data.currentBatchId` names it", body = ErrorBody),
+        (status = 500, body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
 )]
@@ -58,9 +60,11 @@ pub async fn start_batch(
     responses(
         (status = 201, body = ApiResponse<StartBatchData>),
         (status = 400, body = ErrorBody),
+        (status = 413, body = ErrorBody),
         (status = 401, body = UnauthorizedBody),
         (status = 404, description = "Unknown previous batch, or no items left", body = ErrorBody),
         (status = 409, body = ErrorBody),
+        (status = 500, body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
 )]
@@ -103,6 +107,7 @@ async fn started(engine: &Engine, request: StartBatchRequest) -> Result<HttpResp
     responses(
         (status = 200, body = ApiResponse<GlobalStatus>),
         (status = 401, body = UnauthorizedBody),
+        (status = 500, body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
 )]
@@ -119,6 +124,7 @@ pub async fn get_global_status(engine: web::Data<Engine>) -> Result<HttpResponse
     responses(
         (status = 200, body = ApiResponse<GlobalStatus>),
         (status = 401, body = UnauthorizedBody),
+        (status = 500, body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
 )]
@@ -143,6 +149,7 @@ async fn global_status(engine: &Engine) -> Result<HttpResponse, ApiError> {
         (status = 200, body = ApiResponse<BatchInfo>),
         (status = 401, body = UnauthorizedBody),
         (status = 404, body = ErrorBody),
+        (status = 500, body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
 )]
@@ -191,6 +198,7 @@ pub struct ListBatchesQuery {
         (status = 200, body = ApiResponse<Page<BatchInfo>>),
         (status = 400, body = ErrorBody),
         (status = 401, body = UnauthorizedBody),
+        (status = 500, body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
 )]
@@ -226,7 +234,7 @@ pub async fn list_batches(
 }
 
 /// Cancels one batch and returns its in-flight items to the queue. A batch
-/// that already finished is left as it is, and the answer says so.
+/// that already finished is left as it is, and the response states that.
 #[utoipa::path(
     tag = "batches",
     operation_id = "cancel_batch",
@@ -236,6 +244,7 @@ pub async fn list_batches(
         (status = 200, body = ApiResponse<CancelBatchData>),
         (status = 401, body = UnauthorizedBody),
         (status = 404, body = ErrorBody),
+        (status = 500, body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
 )]
@@ -289,6 +298,7 @@ pub struct ResultsQuery {
         (status = 400, body = ErrorBody),
         (status = 401, body = UnauthorizedBody),
         (status = 404, body = ErrorBody),
+        (status = 500, body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
 )]

@@ -6,7 +6,7 @@ use batch_types::{
     UnauthorizedBody,
 };
 
-use super::{CONTROL_BODY_LIMIT, caller_of, parse_body, read_body};
+use super::{CONTROL_BODY_LIMIT, caller_of, examples, parse_body, read_body};
 use crate::engine::Engine;
 use crate::engine::control::preview_message;
 use crate::errors::ApiError;
@@ -24,9 +24,9 @@ fn clear_failed() -> String {
     operation_id = "preview_clear",
     security(("api_key" = []), ("bearer" = [])),
     responses(
-        (status = 200, description = "What a clear would do now", body = ApiResponse<ClearPreview>),
-        (status = 401, body = UnauthorizedBody, example = json!({"error": "Unauthorized: Invalid API Key"})),
-        (status = 500, body = ErrorBody),
+        (status = 200, description = "What a clear would do now", body = ApiResponse<ClearPreview>, example = examples::preview_clear),
+        (status = 401, body = UnauthorizedBody, example = examples::unauthorized),
+        (status = 500, body = ErrorBody, example = examples::clear_failed),
         (status = 503, body = ErrorBody),
     )
 )]
@@ -45,18 +45,19 @@ pub async fn preview_clear(engine: web::Data<Engine>) -> Result<HttpResponse, Ap
 /// workers, and reports the state before and after. With no batch
 /// processing it changes nothing and reports zero counts. With
 /// `expectedBatchIds` it clears only when exactly those batches are
-/// processing, else answers 409 with the current preview.
+/// processing, else returns 409 with the current preview.
 #[utoipa::path(
     tag = "clear",
     operation_id = "clear_batches",
     security(("api_key" = []), ("bearer" = [])),
     request_body(content = Option<ClearRequest>, description = "Empty, `{}`, or `{\"expectedBatchIds\": [...]}`"),
     responses(
-        (status = 200, description = "Cleared", body = ApiResponse<ClearResult>),
+        (status = 200, description = "Cleared", body = ApiResponse<ClearResult>, example = examples::clear_batches),
         (status = 400, body = ErrorBody),
-        (status = 401, body = UnauthorizedBody, example = json!({"error": "Unauthorized: Invalid API Key"})),
+        (status = 401, body = UnauthorizedBody, example = examples::unauthorized),
         (status = 409, description = "expectedBatchIds differ; `data` is the current preview", body = ErrorBody),
-        (status = 500, body = ErrorBody, example = json!({"success": false, "error": "清除操作失败", "details": "具体错误信息", "timestamp": "2025-09-22T11:48:00.000Z"})),
+        (status = 413, body = ErrorBody),
+        (status = 500, body = ErrorBody, example = examples::clear_failed),
         (status = 503, body = ErrorBody),
     )
 )]
@@ -98,6 +99,7 @@ pub async fn clear_batches(
     responses(
         (status = 200, body = ApiResponse<ResetResult>),
         (status = 400, description = "`force` missing or not a boolean", body = ErrorBody),
+        (status = 413, body = ErrorBody),
         (status = 401, body = UnauthorizedBody),
         (status = 500, body = ErrorBody),
         (status = 503, body = ErrorBody),

@@ -22,7 +22,7 @@ pub async fn check_health() -> HttpResponse {
     })
 }
 
-/// Reports whether the database answers; 503 while it does not.
+/// Reports whether the database responds; 503 while it does not.
 #[utoipa::path(
     tag = "health",
     responses((status = 200, body = Health), (status = 503, body = Health))

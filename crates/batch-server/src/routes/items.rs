@@ -36,7 +36,9 @@ struct RawUpsert {
     responses(
         (status = 200, body = ApiResponse<UpsertItemsResult>),
         (status = 400, body = ErrorBody),
+        (status = 413, body = ErrorBody),
         (status = 401, body = UnauthorizedBody),
+        (status = 500, body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
 )]
@@ -102,6 +104,7 @@ pub struct ListItemsQuery {
         (status = 200, body = ApiResponse<Page<Item>>),
         (status = 400, body = ErrorBody),
         (status = 401, body = UnauthorizedBody),
+        (status = 500, body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
 )]

@@ -2,6 +2,7 @@
 
 pub mod batches;
 pub mod clear;
+pub mod examples;
 pub mod health;
 pub mod items;
 
@@ -16,7 +17,7 @@ use batch_types::FieldError;
 /// Largest body of a control or start request: a few ids and settings.
 pub const CONTROL_BODY_LIMIT: usize = 256 * 1024;
 
-/// Reads a request body of at most `limit` bytes, answering 413 past it.
+/// Reads a request body of at most `limit` bytes, returning 413 past it.
 pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
     use futures_util::StreamExt;
 

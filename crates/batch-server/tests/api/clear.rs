@@ -621,7 +621,14 @@ async fn database_outage_fails_fast_then_recovers() {
     let (status, body) = app.post("/api/external/ai-batch/clear", json!({})).await;
     let elapsed = started.elapsed();
     let (preview_status, _) = app.get("/api/external/ai-batch/clear").await;
-    let ready = app.http.get(app.url("/readyz")).send().await.expect("sent").status().as_u16();
+    let ready = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("sent")
+        .status()
+        .as_u16();
     proxy.restore();
     let (after, recovered) = app.post("/api/external/ai-batch/clear", json!({})).await;
 
@@ -632,9 +639,43 @@ async fn database_outage_fails_fast_then_recovers() {
     assert!(is_millis_timestamp(&body["timestamp"]), "{body}");
     let details = body["details"].as_str().expect("details is text");
     assert!(details.contains("数据库"), "{details}");
-    assert!(!details.contains("127.0.0.1") && !details.to_lowercase().contains("select"), "{details}");
+    assert!(
+        !details.contains("127.0.0.1") && !details.to_lowercase().contains("select"),
+        "{details}"
+    );
     assert!(elapsed < Duration::from_secs(6), "answered in {elapsed:?}");
     assert_eq!(preview_status, 500);
     assert_eq!(ready, 503);
     assert_eq!(after, 200, "{recovered}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gentle_reset_spares_other_instances_batch() {
+    let fake = FakeProvider::start(slow(3_000)).await;
+    let owner = spawn_app().await;
+    let other = spawn_app_with(AppOptions {
+        database: Some(owner.database.clone()),
+        ..AppOptions::default()
+    })
+    .await;
+    let batch_id = start_slow_batch(&owner, &fake, 10).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let claimed =
+        owner.scalar("SELECT count(*) AS value FROM items WHERE analysis_state = 'processing'");
+
+    let (status, body) = other
+        .post("/api/external/ai-batch/reset", json!({"force": false}))
+        .await;
+
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["updatedRecords"], 0);
+    assert_eq!(body["data"]["releasedItems"], 0);
+    let (_, batch) = other
+        .get(&format!("/api/external/ai-batch/status/{batch_id}"))
+        .await;
+    assert_eq!(batch["data"]["status"], "processing");
+    assert_eq!(
+        owner.scalar("SELECT count(*) AS value FROM items WHERE analysis_state = 'processing'"),
+        claimed
+    );
 }

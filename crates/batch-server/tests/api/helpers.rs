@@ -538,7 +538,10 @@ impl DbProxy {
     /// server is reached over a unix socket.
     pub async fn start() -> Option<Self> {
         let parsed = url::Url::parse(admin_url()).ok()?;
-        let host = parsed.host_str().filter(|host| !host.is_empty())?.to_owned();
+        let host = parsed
+            .host_str()
+            .filter(|host| !host.is_empty())?
+            .to_owned();
         let target = format!("{host}:{}", parsed.port().unwrap_or(5432));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.ok()?;
         let port = listener.local_addr().ok()?.port();

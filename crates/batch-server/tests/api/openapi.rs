@@ -8,7 +8,9 @@ fn committed_path() -> PathBuf {
 
 #[test]
 fn committed_spec_matches_the_code() {
-    let generated = batch_server::startup::openapi().to_pretty_json().expect("the spec serializes");
+    let generated = batch_server::startup::openapi()
+        .to_pretty_json()
+        .expect("the spec serializes");
     let committed = std::fs::read_to_string(committed_path()).expect("openapi/openapi.json exists");
 
     // Compared as JSON values so a trailing newline does not matter.
@@ -29,7 +31,11 @@ fn spec_is_valid_openapi() {
 
     assert!(spec.openapi.starts_with("3.1"), "{}", spec.openapi);
     let paths = spec.paths.expect("the document has paths");
-    for path in ["/api/external/ai-batch/clear", "/api/external/ai-batch/start", "/api/external/items"] {
+    for path in [
+        "/api/external/ai-batch/clear",
+        "/api/external/ai-batch/start",
+        "/api/external/items",
+    ] {
         assert!(paths.contains_key(path), "{path} is documented");
     }
     let components = spec.components.expect("the document has components");
@@ -45,10 +51,19 @@ fn every_operation_documents_its_statuses() {
     for (path, item) in json["paths"].as_object().expect("paths") {
         for (method, operation) in item.as_object().expect("path item") {
             let responses = operation["responses"].as_object().expect("responses");
-            assert!(responses.keys().any(|status| status.starts_with('2')), "{method} {path} has a success status");
+            assert!(
+                responses.keys().any(|status| status.starts_with('2')),
+                "{method} {path} has a success status"
+            );
             if path.starts_with("/api/external") {
-                assert!(responses.contains_key("401"), "{method} {path} documents 401");
-                assert!(operation["security"].is_array(), "{method} {path} names its security");
+                assert!(
+                    responses.contains_key("401"),
+                    "{method} {path} documents 401"
+                );
+                assert!(
+                    operation["security"].is_array(),
+                    "{method} {path} names its security"
+                );
             }
         }
     }
