@@ -478,21 +478,19 @@ pub fn write_results(
     })
 }
 
-/// Hands items claimed by `batch_ids` back to the queue: `analyzed` when they
-/// hold an analysis, `failed` when their last attempt failed, else `pending`.
+/// The state an item returns to when a batch lets go of it: `analyzed` when
+/// it holds an analysis, `failed` when its last attempt failed, else `pending`.
+pub const RELEASED_STATE_SQL: &str = "CASE WHEN analysis IS NOT NULL THEN 'analyzed' \
+     WHEN last_error IS NOT NULL THEN 'failed' ELSE 'pending' END";
+
+/// Hands items claimed by `batch_ids` back to the queue, in the state
+/// [`RELEASED_STATE_SQL`] picks.
 pub fn release_items(connection: &mut PgConnection, batch_ids: &[String]) -> QueryResult<usize> {
     if batch_ids.is_empty() {
         return Ok(0);
     }
     diesel::update(items::table.filter(items::claim_batch_id.eq_any(batch_ids)))
-        .set((
-            items::analysis_state.eq(sql::<Text>(
-                "CASE WHEN analysis IS NOT NULL THEN 'analyzed' \
-                      WHEN last_error IS NOT NULL THEN 'failed' ELSE 'pending' END",
-            )),
-            items::claim_batch_id.eq(None::<String>),
-            items::updated_at.eq(now),
-        ))
+        .set(released_columns())
         .execute(connection)
 }
 
@@ -509,16 +507,25 @@ pub fn release_chunk(
                 .filter(items::claim_batch_id.eq(batch_id))
                 .filter(items::id.eq_any(item_ids)),
         )
-        .set((
-            items::analysis_state.eq(sql::<Text>(
-                "CASE WHEN analysis IS NOT NULL THEN 'analyzed' \
-                      WHEN last_error IS NOT NULL THEN 'failed' ELSE 'pending' END",
-            )),
-            items::claim_batch_id.eq(None::<String>),
-            items::updated_at.eq(now),
-        ))
+        .set(released_columns())
         .execute(connection)
     })
+}
+
+#[allow(
+    clippy::type_complexity,
+    reason = "diesel's assignment tuple type is long but plain"
+)]
+fn released_columns() -> (
+    diesel::dsl::Eq<items::analysis_state, diesel::expression::SqlLiteral<Text>>,
+    diesel::dsl::Eq<items::claim_batch_id, Option<String>>,
+    diesel::dsl::Eq<items::updated_at, now>,
+) {
+    (
+        items::analysis_state.eq(sql::<Text>(RELEASED_STATE_SQL)),
+        items::claim_batch_id.eq(None::<String>),
+        items::updated_at.eq(now),
+    )
 }
 
 /// Marks a processing batch completed if it holds no items and has nothing

@@ -177,13 +177,12 @@ impl Engine {
         let orphans = self
             .db(|connection| {
                 use diesel::RunQueryDsl;
-                diesel::sql_query(
-                    "UPDATE items SET analysis_state = CASE WHEN analysis IS NOT NULL THEN 'analyzed' \
-                       WHEN last_error IS NOT NULL THEN 'failed' ELSE 'pending' END, \
-                       claim_batch_id = NULL, updated_at = now() \
+                diesel::sql_query(format!(
+                    "UPDATE items SET analysis_state = {}, claim_batch_id = NULL, updated_at = now() \
                      WHERE claim_batch_id IS NOT NULL AND claim_batch_id NOT IN \
                        (SELECT batch_id FROM ai_batches WHERE status = 'processing')",
-                )
+                    batches::RELEASED_STATE_SQL
+                ))
                 .execute(connection)
             })
             .await?;
