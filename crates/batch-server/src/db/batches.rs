@@ -291,11 +291,12 @@ pub fn lock_if_processing(
 
 /// Claims the next chunk of at most `limit` items for a processing batch.
 ///
-/// The scan starts after the batch's claim cursor, so its cost grows with
-/// the chunk, not with the items already processed or still queued. Rows
-/// locked by another transaction (an upsert of the same item) are skipped
-/// rather than waited for; `catch_up` sweeps the range below the cursor
-/// once at the end of the batch to pick up such skipped items.
+/// The scan starts after the batch's claim cursor and reads one id window at
+/// a time, so its cost grows with the chunk, not with the items already
+/// processed or still queued. Rows locked by another transaction (an upsert
+/// of the same item) are skipped rather than waited for. With `catch_up`
+/// the claim sweeps the range below the cursor for such skipped items
+/// instead, which reads the whole range and is meant for the end of a batch.
 pub fn claim_chunk(
     connection: &mut PgConnection,
     batch_id: &str,
@@ -318,7 +319,17 @@ pub fn claim_chunk(
         }
 
         let filter: ItemFilter = serde_json::from_value(batch.filter.clone()).unwrap_or_default();
-        let ids = lock_next_ids(connection, &batch, &filter, limit, catch_up)?;
+        let (ids, cursor) = if catch_up {
+            let ids = lock_next_ids(connection, &batch, &filter, limit, 0, batch.claim_cursor)?;
+            (ids, batch.claim_cursor)
+        } else {
+            next_ids_after_cursor(connection, &batch, &filter, limit)?
+        };
+        if cursor > batch.claim_cursor {
+            diesel::update(ai_batches::table.find(batch_id))
+                .set(ai_batches::claim_cursor.eq(cursor))
+                .execute(connection)?;
+        }
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -332,41 +343,64 @@ pub fn claim_chunk(
             ))
             .returning((items::id, items::content))
             .get_results(connection)?;
-        let highest = ids.iter().copied().max().unwrap_or(batch.claim_cursor);
-        if highest > batch.claim_cursor {
-            diesel::update(ai_batches::table.find(batch_id))
-                .set(ai_batches::claim_cursor.eq(highest))
-                .execute(connection)?;
-        }
         let mut claimed = claimed;
         claimed.sort_by_key(|item| item.id);
         Ok(claimed)
     })
 }
 
-/// Selects and locks the ids of the next chunk, skipping rows another
-/// transaction holds. The filter mirrors [`ItemFilter::apply`]; it is SQL
-/// text because diesel cannot lock rows of a boxed query.
+/// Ids a claim looks at in one step. The claim query's filters (no analysis
+/// yet, not processed by this batch) match the same rows, so PostgreSQL
+/// underestimates how many match near the end of a batch and may read
+/// every remaining row. Bounding each step to a window of ids keeps a
+/// claim's cost to about this many index entries whatever plan it picks.
+const CLAIM_WINDOW: i64 = 2_048;
+
+/// Finds the next chunk after the claim cursor, one id window at a time,
+/// and returns it with the cursor to store. A window that yields fewer
+/// than `limit` items holds no other claimable item, so the cursor moves
+/// to its end.
+fn next_ids_after_cursor(
+    connection: &mut PgConnection,
+    batch: &BatchRow,
+    filter: &ItemFilter,
+    limit: i64,
+) -> QueryResult<(Vec<i64>, i64)> {
+    let mut after = batch.claim_cursor;
+    while after < batch.max_item_id {
+        let up_to = after.saturating_add(CLAIM_WINDOW.max(limit)).min(batch.max_item_id);
+        let ids = lock_next_ids(connection, batch, filter, limit, after, up_to)?;
+        if ids.len() as i64 == limit {
+            let highest = ids.iter().copied().max().unwrap_or(up_to);
+            return Ok((ids, highest));
+        }
+        after = up_to;
+        if !ids.is_empty() {
+            return Ok((ids, after));
+        }
+    }
+    Ok((Vec::new(), after))
+}
+
+/// Selects and locks up to `limit` claimable ids in `(after, up_to]`,
+/// skipping rows another transaction holds. The filter mirrors
+/// [`ItemFilter::apply`]; it is SQL text because diesel cannot lock rows of
+/// a boxed query.
 fn lock_next_ids(
     connection: &mut PgConnection,
     batch: &BatchRow,
     filter: &ItemFilter,
     limit: i64,
-    catch_up: bool,
+    after: i64,
+    up_to: i64,
 ) -> QueryResult<Vec<i64>> {
     #[derive(QueryableByName)]
     struct Id {
         #[diesel(sql_type = BigInt)]
         id: i64,
     }
-    let range = if catch_up {
-        "id <= $2 AND id <= $3"
-    } else {
-        "id > $2 AND id <= $3"
-    };
-    let query = format!(
-        "SELECT id FROM items \
-         WHERE claim_batch_id IS NULL AND {range} \
+    let query = "SELECT id FROM items \
+         WHERE claim_batch_id IS NULL AND id > $2 AND id <= $3 \
            AND batch_id IS DISTINCT FROM $1 \
            AND ($4::text[] IS NULL OR list_id = ANY($4)) \
            AND ($5::text[] IS NULL OR username = ANY($5)) \
@@ -374,12 +408,11 @@ fn lock_next_ids(
            AND ($7::bool IS NULL OR (analysis IS NOT NULL) = $7) \
            AND (cardinality($8::text[]) = 0 OR batch_id IS NULL OR batch_id <> ALL($8)) \
          ORDER BY id LIMIT $9 \
-         FOR UPDATE SKIP LOCKED"
-    );
+         FOR UPDATE SKIP LOCKED";
     let rows: Vec<Id> = diesel::sql_query(query)
         .bind::<Text, _>(&batch.batch_id)
-        .bind::<BigInt, _>(batch.claim_cursor)
-        .bind::<BigInt, _>(batch.max_item_id)
+        .bind::<BigInt, _>(after)
+        .bind::<BigInt, _>(up_to)
         .bind::<Nullable<Array<Text>>, _>(&filter.list_ids)
         .bind::<Nullable<Array<Text>>, _>(&filter.usernames)
         .bind::<Nullable<Timestamptz>, _>(filter.published_after)

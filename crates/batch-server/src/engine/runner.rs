@@ -29,7 +29,7 @@ struct BatchWork {
     mode: ProcessingMode,
     chunk_size: i64,
     token: CancellationToken,
-    /// Set once a worker has swept below the claim cursor for skipped items.
+    /// Set once a sweep below the claim cursor found no more skipped items.
     caught_up: AtomicBool,
 }
 
@@ -149,13 +149,21 @@ async fn claim(work: &BatchWork) -> Result<Vec<ClaimedItem>, crate::errors::DbEr
         .engine
         .db(move |connection| batches::claim_chunk(connection, &id, size, false))
         .await?;
-    if !chunk.is_empty() || work.caught_up.swap(true, Ordering::SeqCst) {
+    if !chunk.is_empty() || work.caught_up.load(Ordering::SeqCst) {
         return Ok(chunk);
     }
+
+    // The cursor reached the end: sweep below it for items a claim skipped
+    // because another transaction held them, until a sweep comes up short.
     let id = work.batch_id.clone();
-    work.engine
+    let chunk = work
+        .engine
         .db(move |connection| batches::claim_chunk(connection, &id, size, true))
-        .await
+        .await?;
+    if (chunk.len() as i64) < size {
+        work.caught_up.store(true, Ordering::SeqCst);
+    }
+    Ok(chunk)
 }
 
 async fn analyze(
