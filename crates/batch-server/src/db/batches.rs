@@ -368,7 +368,9 @@ fn next_ids_after_cursor(
 ) -> QueryResult<(Vec<i64>, i64)> {
     let mut after = batch.claim_cursor;
     while after < batch.max_item_id {
-        let up_to = after.saturating_add(CLAIM_WINDOW.max(limit)).min(batch.max_item_id);
+        let up_to = after
+            .saturating_add(CLAIM_WINDOW.max(limit))
+            .min(batch.max_item_id);
         let ids = lock_next_ids(connection, batch, filter, limit, after, up_to)?;
         if ids.len() as i64 == limit {
             let highest = ids.iter().copied().max().unwrap_or(up_to);

@@ -672,7 +672,11 @@ async fn results_stream_as_json_lines() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locked_item_is_claimed_later() {
-    let fake = FakeProvider::start(FakeBehaviour { latency: Duration::from_millis(400), ..FakeBehaviour::default() }).await;
+    let fake = FakeProvider::start(FakeBehaviour {
+        latency: Duration::from_millis(400),
+        ..FakeBehaviour::default()
+    })
+    .await;
     let app = spawn_app().await;
     app.seed(15, "locked").await;
     let locked_id = app.scalar("SELECT min(id) + 2 AS value FROM items");
@@ -685,7 +689,9 @@ async fn locked_item_is_claimed_later() {
         connection
             .transaction::<_, diesel::result::Error, _>(|connection| {
                 diesel::RunQueryDsl::execute(
-                    diesel::sql_query(format!("SELECT id FROM items WHERE id = {locked_id} FOR UPDATE")),
+                    diesel::sql_query(format!(
+                        "SELECT id FROM items WHERE id = {locked_id} FOR UPDATE"
+                    )),
                     connection,
                 )?;
                 held.send(()).expect("the test waits");
@@ -697,16 +703,24 @@ async fn locked_item_is_claimed_later() {
     acquired.recv().expect("the lock is taken");
 
     let (_, started) = app
-        .post("/api/external/ai-batch/start", json!({"batchSize": 5, "concurrency": 1, "aiConfig": fake.ai_config()}))
+        .post(
+            "/api/external/ai-batch/start",
+            json!({"batchSize": 5, "concurrency": 1, "aiConfig": fake.ai_config()}),
+        )
         .await;
     let batch_id = started["data"]["batchId"].as_str().expect("id").to_owned();
     let first_claim = app.scalar(&format!("SELECT count(*) AS value FROM items WHERE claim_batch_id = '{batch_id}' AND id = {locked_id}"));
     holder.join().expect("the holder thread ends");
     let done = app.wait_for_batch(&batch_id, WAIT).await;
 
-    assert_eq!(first_claim, 0, "the locked item was skipped, not waited for");
+    assert_eq!(
+        first_claim, 0,
+        "the locked item was skipped, not waited for"
+    );
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["progress"]["processed"], 15, "{done}");
-    let state = app.scalar(&format!("SELECT (analysis IS NOT NULL)::int::bigint AS value FROM items WHERE id = {locked_id}"));
+    let state = app.scalar(&format!(
+        "SELECT (analysis IS NOT NULL)::int::bigint AS value FROM items WHERE id = {locked_id}"
+    ));
     assert_eq!(state, 1);
 }
