@@ -296,7 +296,9 @@ pub fn lock_if_processing(
 /// processed or still queued. Rows locked by another transaction (an upsert
 /// of the same item) are skipped rather than waited for. With `catch_up`
 /// the claim sweeps the range below the cursor for such skipped items
-/// instead, which reads the whole range and is meant for the end of a batch.
+/// instead, waiting up to [`CATCH_UP_LOCK_TIMEOUT`] for each held row, so
+/// a batch never completes past an item it skipped. The sweep reads the
+/// whole range and is meant for the end of a batch.
 pub fn claim_chunk(
     connection: &mut PgConnection,
     batch_id: &str,
@@ -320,7 +322,19 @@ pub fn claim_chunk(
 
         let filter: ItemFilter = serde_json::from_value(batch.filter.clone()).unwrap_or_default();
         let (ids, cursor) = if catch_up {
-            let ids = lock_next_ids(connection, &batch, &filter, limit, 0, batch.claim_cursor)?;
+            diesel::sql_query(format!(
+                "SET LOCAL lock_timeout = '{CATCH_UP_LOCK_TIMEOUT}'"
+            ))
+            .execute(connection)?;
+            let ids = lock_ids(
+                connection,
+                &batch,
+                &filter,
+                limit,
+                0,
+                batch.claim_cursor,
+                "",
+            )?;
             (ids, batch.claim_cursor)
         } else {
             next_ids_after_cursor(connection, &batch, &filter, limit)?
@@ -371,7 +385,15 @@ fn next_ids_after_cursor(
         let up_to = after
             .saturating_add(CLAIM_WINDOW.max(limit))
             .min(batch.max_item_id);
-        let ids = lock_next_ids(connection, batch, filter, limit, after, up_to)?;
+        let ids = lock_ids(
+            connection,
+            batch,
+            filter,
+            limit,
+            after,
+            up_to,
+            "SKIP LOCKED",
+        )?;
         if ids.len() as i64 == limit {
             let highest = ids.iter().copied().max().unwrap_or(up_to);
             return Ok((ids, highest));
@@ -384,24 +406,35 @@ fn next_ids_after_cursor(
     Ok((Vec::new(), after))
 }
 
-/// Selects and locks up to `limit` claimable ids in `(after, up_to]`,
-/// skipping rows another transaction holds. The filter mirrors
-/// [`ItemFilter::apply`]; it is SQL text because diesel cannot lock rows of
-/// a boxed query.
-fn lock_next_ids(
+/// How long the end-of-batch sweep waits for a row another transaction
+/// holds. An upsert holds its rows for one statement, well under this; on a
+/// timeout the claim fails and the worker retries after a pause.
+pub const CATCH_UP_LOCK_TIMEOUT: &str = "5s";
+
+/// Selects and locks up to `limit` claimable ids in `(after, up_to]`, with
+/// `wait` either `SKIP LOCKED` or empty to wait for held rows. The filter
+/// mirrors [`ItemFilter::apply`]; it is SQL text because diesel cannot lock
+/// rows of a boxed query.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one bind per placeholder of the claim query"
+)]
+fn lock_ids(
     connection: &mut PgConnection,
     batch: &BatchRow,
     filter: &ItemFilter,
     limit: i64,
     after: i64,
     up_to: i64,
+    wait: &str,
 ) -> QueryResult<Vec<i64>> {
     #[derive(QueryableByName)]
     struct Id {
         #[diesel(sql_type = BigInt)]
         id: i64,
     }
-    let query = "SELECT id FROM items \
+    let query = format!(
+        "SELECT id FROM items \
          WHERE claim_batch_id IS NULL AND id > $2 AND id <= $3 \
            AND batch_id IS DISTINCT FROM $1 \
            AND ($4::text[] IS NULL OR list_id = ANY($4)) \
@@ -410,7 +443,8 @@ fn lock_next_ids(
            AND ($7::bool IS NULL OR (analysis IS NOT NULL) = $7) \
            AND (cardinality($8::text[]) = 0 OR batch_id IS NULL OR batch_id <> ALL($8)) \
          ORDER BY id LIMIT $9 \
-         FOR UPDATE SKIP LOCKED";
+         FOR UPDATE {wait}"
+    );
     let rows: Vec<Id> = diesel::sql_query(query)
         .bind::<Text, _>(&batch.batch_id)
         .bind::<BigInt, _>(after)

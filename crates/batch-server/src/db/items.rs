@@ -69,13 +69,18 @@ pub fn upsert_items(connection: &mut PgConnection, rows: &[NewItemRow]) -> Query
     // 5 binds a row and PostgreSQL allows 65,535 binds a statement.
     const ROWS_PER_STATEMENT: usize = 10_000;
 
+    // Two requests that upsert the same items in different orders would lock
+    // rows in different orders and deadlock; one order for everyone avoids it.
+    let mut sorted: Vec<&NewItemRow> = rows.iter().collect();
+    sorted.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+
     connection.transaction(|connection| {
         let mut inserted = 0;
         let mut updated = 0;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        for chunk in sorted.chunks(ROWS_PER_STATEMENT) {
             // xmax is 0 on a row version this statement inserted.
             let fresh: Vec<bool> = diesel::insert_into(items::table)
-                .values(chunk)
+                .values(chunk.iter().copied().collect::<Vec<_>>())
                 .on_conflict(items::external_id)
                 .do_update()
                 .set((

@@ -682,7 +682,8 @@ async fn locked_item_is_claimed_later() {
     let locked_id = app.scalar("SELECT min(id) + 2 AS value FROM items");
     let database = app.database.clone();
     let (held, acquired) = std::sync::mpsc::channel();
-    // Another transaction holds the third item, as an upsert of it would.
+    // Another transaction holds the third item, as an upsert of it would,
+    // and keeps it past the point where the other chunks are done.
     let holder = std::thread::spawn(move || {
         use diesel::Connection;
         let mut connection = database.connect();
@@ -695,7 +696,7 @@ async fn locked_item_is_claimed_later() {
                     connection,
                 )?;
                 held.send(()).expect("the test waits");
-                std::thread::sleep(Duration::from_millis(300));
+                std::thread::sleep(Duration::from_millis(2_000));
                 Ok(())
             })
             .expect("the lock is held and released");

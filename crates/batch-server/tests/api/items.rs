@@ -108,3 +108,22 @@ async fn listing_pages_with_cursor_and_filters() {
     assert!(last["data"]["nextCursor"].is_null());
     assert_eq!(bad, 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_upserts_do_not_deadlock() {
+    let app = spawn_app().await;
+    let items: Vec<_> = (0..3_000)
+        .map(|index| json!({"externalId": format!("dl-{index:05}"), "content": format!("text {index}")}))
+        .collect();
+    let reversed: Vec<_> = items.iter().rev().cloned().collect();
+
+    for round in 0..3 {
+        let (forward, backward) = tokio::join!(
+            app.post("/api/external/items", json!({ "items": items })),
+            app.post("/api/external/items", json!({ "items": reversed })),
+        );
+        assert_eq!(forward.0, 200, "round {round}: {}", forward.1);
+        assert_eq!(backward.0, 200, "round {round}: {}", backward.1);
+    }
+    assert_eq!(app.scalar("SELECT count(*) AS value FROM items"), 3_000);
+}
