@@ -50,9 +50,10 @@ pub enum EmbeddedError {
     },
 }
 
-/// A running cluster. A cluster this process started is stopped by
-/// [`EmbeddedPostgres::stop`] or on drop; one it found running (another
-/// server or an `import` uses it) is left running.
+/// A running cluster. A cluster this process started, or one whose
+/// starter is gone (a server killed before it could stop it), is stopped by
+/// [`EmbeddedPostgres::stop`] or on drop. One found running under a live
+/// process (another server or an `import`) is left running.
 #[derive(Debug)]
 pub struct EmbeddedPostgres {
     bin_dir: PathBuf,
@@ -105,14 +106,28 @@ impl EmbeddedPostgres {
             )?;
         }
         let mut cluster = cluster;
-        if cluster.is_running() {
+        let owner_file = root.join("owner.pid");
+        let owner = fs::read_to_string(&owner_file)
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+            .filter(|pid| *pid != std::process::id() && is_alive(*pid));
+        if !cluster.is_running() {
+            cluster.start_server()?;
+        } else if let Some(pid) = owner {
             log::info!(
-                "reusing the embedded PostgreSQL that already runs in {}; it is left running at exit",
+                "reusing the embedded PostgreSQL that process {pid} started in {}; it is left running at exit",
                 cluster.data_dir.display()
             );
             cluster.stopped = true;
         } else {
-            cluster.start_server()?;
+            log::info!(
+                "adopting the embedded PostgreSQL left running in {} by a process that is gone",
+                cluster.data_dir.display()
+            );
+        }
+        if !cluster.stopped {
+            fs::write(&owner_file, std::process::id().to_string())
+                .map_err(|error| data_dir_error(&owner_file, error))?;
         }
         cluster.create_database()?;
         Ok(cluster)
@@ -138,6 +153,9 @@ impl EmbeddedPostgres {
             return;
         }
         self.stopped = true;
+        if let Some(root) = self.data_dir.parent() {
+            let _ = fs::remove_file(root.join("owner.pid"));
+        }
         let data_dir = self.data_dir.clone();
         match self.run_tool(
             "pg_ctl",
@@ -314,6 +332,21 @@ fn tail_of(output: &Output) -> String {
         .filter(|line| !line.trim().is_empty())
         .collect();
     lines[lines.len().saturating_sub(5)..].join(" | ")
+}
+
+/// Whether `pid` is a running process, not a zombie left by a kill.
+fn is_alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // The state follows the command name, which is in parentheses.
+            let after_name = stat.rsplit_once(')')?.1;
+            after_name
+                .split_whitespace()
+                .next()
+                .map(|state| state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
 }
 
 fn is_root() -> bool {

@@ -35,7 +35,6 @@ pub fn parse_item(value: &Value, at: &str, errors: &mut Vec<FieldError>) -> Opti
             ));
             None
         }
-        Some(Value::Number(number)) => Some(number.to_string()),
         Some(_) => {
             errors.push(FieldError::new(
                 format!("{at}.externalId"),
@@ -99,6 +98,19 @@ pub fn parse_item(value: &Value, at: &str, errors: &mut Vec<FieldError>) -> Opti
             None
         }
     };
+    for (field, value) in [
+        ("externalId", &external_id),
+        ("content", &content),
+        ("username", &username),
+        ("listId", &list_id),
+    ] {
+        if value.as_deref().is_some_and(|text| text.contains('\0')) {
+            errors.push(FieldError::new(
+                format!("{at}.{field}"),
+                format!("{field} contains a NUL character, which text cannot store; remove it"),
+            ));
+        }
+    }
     if errors.len() > before {
         return None;
     }

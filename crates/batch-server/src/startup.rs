@@ -255,6 +255,7 @@ fn serve(listener: TcpListener, engine: Engine, config: &Config) -> std::io::Res
             .configure(configure)
             .split_for_parts();
         app.service(SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", api))
+            .service(web::redirect("/swagger-ui", "/swagger-ui/"))
             .default_service(web::to(route_not_found))
             .wrap(from_fn(i18n::scope_language))
             .wrap(Logger::new("%a \"%r\" %s %b %Dms"))

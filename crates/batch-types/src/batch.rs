@@ -80,7 +80,7 @@ impl ProcessingMode {
 /// Provider settings of a start request.
 #[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AiConfig {
     /// `openai`, `openai-badger`, `zhipu`, `anthropic` or `local`.
     #[serde(default)]
@@ -91,7 +91,8 @@ pub struct AiConfig {
     /// The provider key; kept in memory only, never stored, logged or echoed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
-    /// The provider's base URL, for OpenAI-compatible gateways.
+    /// The provider's base URL, for OpenAI-compatible gateways; without
+    /// user info, since the key belongs in `apiKey`.
     #[serde(default, rename = "baseURL", skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
 }
@@ -108,9 +109,12 @@ impl std::fmt::Debug for AiConfig {
 }
 
 /// The body of `POST /api/external/ai-batch/start` and `continue`.
+///
+/// Unknown fields are rejected, so a misspelt name such as `batchsize` or
+/// `aiconfig` fails loudly instead of silently starting a different batch.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StartBatchRequest {
     /// Only items of these lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -513,15 +513,20 @@ pub fn write_results(
             .iter()
             .map(|outcome| outcome.error.clone())
             .collect();
-        // A failed attempt keeps an analysis the item already held, so
-        // nothing stored is lost; such an item stays 'analyzed'.
+        // A failed attempt keeps an analysis the item already held, with the
+        // provider and model that wrote it, so nothing stored is lost; such
+        // an item stays 'analyzed' and carries the failure in last_error.
         let written: Vec<Written> = diesel::sql_query(
             "UPDATE items AS i SET \
                analysis_state = CASE WHEN r.analysis IS NOT NULL OR i.analysis IS NOT NULL \
                                      THEN 'analyzed' ELSE 'failed' END, \
                analysis = COALESCE(r.analysis, i.analysis), \
                analysed_at = CASE WHEN r.analysis IS NOT NULL THEN now() ELSE i.analysed_at END, \
-               provider = $2, model = $3, batch_id = $1, claim_batch_id = NULL, \
+               provider = CASE WHEN r.analysis IS NOT NULL OR i.analysis IS NULL \
+                               THEN $2 ELSE i.provider END, \
+               model = CASE WHEN r.analysis IS NOT NULL OR i.analysis IS NULL \
+                            THEN $3 ELSE i.model END, \
+               batch_id = $1, claim_batch_id = NULL, \
                last_error = r.error, updated_at = now() \
              FROM unnest($4::bigint[], $5::jsonb[], $6::text[]) AS r(id, analysis, error) \
              WHERE i.id = r.id AND i.claim_batch_id = $1 \

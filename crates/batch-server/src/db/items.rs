@@ -80,7 +80,7 @@ pub fn upsert_items(connection: &mut PgConnection, rows: &[NewItemRow]) -> Query
         for chunk in sorted.chunks(ROWS_PER_STATEMENT) {
             // xmax is 0 on a row version this statement inserted.
             let fresh: Vec<bool> = diesel::insert_into(items::table)
-                .values(chunk.iter().copied().collect::<Vec<_>>())
+                .values(chunk.to_vec())
                 .on_conflict(items::external_id)
                 .do_update()
                 .set((

@@ -39,7 +39,41 @@ pub fn build_pool(
         .min_idle(Some(0))
         .connection_timeout(timeout)
         .test_on_check_out(true)
+        .error_handler(Box::new(QuietErrorHandler::default()))
         .build(manager)
+}
+
+/// Logs connection failures at most once per [`CONNECTION_ERROR_LOG_INTERVAL`],
+/// so an outage leaves a few lines in the log, not one per attempt.
+#[derive(Debug, Default)]
+struct QuietErrorHandler {
+    last_logged_secs: std::sync::atomic::AtomicU64,
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+/// Minimum time between two logged connection failures.
+const CONNECTION_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+impl diesel::r2d2::HandleError<diesel::r2d2::Error> for QuietErrorHandler {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        use std::sync::atomic::Ordering;
+
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_secs())
+            .unwrap_or(0);
+        let last = self.last_logged_secs.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < CONNECTION_ERROR_LOG_INTERVAL.as_secs() {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.last_logged_secs.store(now, Ordering::Relaxed);
+        let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+        let message = redact_url(&error.to_string());
+        log::error!(
+            "database connection failed: {message} ({suppressed} similar failures not logged)"
+        );
+    }
 }
 
 /// Applies the pending migrations and returns their versions.
@@ -50,20 +84,24 @@ pub fn run_migrations(connection: &mut PgConnection) -> Result<Vec<String>, Stri
         .map_err(|error| format!("applying migrations failed: {error}"))
 }
 
-/// Replaces the password in a database URL with `***`, for logs.
+/// Replaces every password in a database URL or key=value connection
+/// string with `***`, for logs and error messages.
 pub fn redact_url(url: &str) -> String {
+    static PASSWORD_PARAMETER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)(password\s*=\s*)('[^']*'|[^&\s]*)").expect("the pattern is valid")
+    });
+    let url = PASSWORD_PARAMETER.replace_all(url, "${1}***").into_owned();
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        return url;
     };
     // The user info ends at the last '@' before the path.
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
-        Some(at) => {
+        Some(at) if rest[..at].contains(':') => {
             let user = rest[..at].split(':').next().unwrap_or("");
-            let password = if rest[..at].contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{password}{}", &rest[at..])
+            format!("{scheme}://{user}:***{}", &rest[at..])
         }
-        None => url.to_owned(),
+        _ => url,
     }
 }
 
@@ -80,6 +118,14 @@ mod tests {
         assert_eq!(
             redact_url("postgres://postgres@/batch?host=/tmp/run"),
             "postgres://postgres@/batch?host=/tmp/run"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@/batch?host=/tmp/run&password=s3cret&sslmode=disable"),
+            "postgres://postgres@/batch?host=/tmp/run&password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact_url("host=db user=app password='s3 cret' dbname=batch"),
+            "host=db user=app password=*** dbname=batch"
         );
     }
 }

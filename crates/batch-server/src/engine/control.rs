@@ -434,8 +434,9 @@ fn global_message(running: bool) -> String {
     }
 }
 
-/// A 404 for an unknown batch id.
+/// A 404 for an unknown batch id; a long id is cut to keep the answer small.
 pub fn batch_not_found(batch_id: &str) -> ApiError {
+    let batch_id: String = batch_id.chars().take(64).collect();
     ApiError::NotFound {
         message: pick(
             format!("未找到批次 {batch_id}"),

@@ -113,6 +113,16 @@ impl ProcessManager {
         count
     }
 
+    /// Cancels the named batches' runners without waiting for them.
+    pub fn cancel(&self, batch_ids: &[String]) {
+        let entries = self.entries();
+        for id in batch_ids {
+            if let Some(entry) = entries.get(id) {
+                entry.token.cancel();
+            }
+        }
+    }
+
     /// Cancels and waits for every runner of this instance.
     pub async fn cancel_all_and_wait(&self, timeout: Duration) -> usize {
         let ids = self.batch_ids();

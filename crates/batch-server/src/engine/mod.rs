@@ -189,14 +189,18 @@ impl Engine {
 
     /// Fails every processing batch whose owner stopped heartbeating, and
     /// releases its items. Returns the batches changed and items released.
+    ///
+    /// Batches this instance works are skipped: their owner is alive, and a
+    /// stale heartbeat only means the database was unreachable for a while.
     pub async fn fail_expired_batches(&self) -> (Vec<String>, usize) {
         let lease_secs = self.lease_secs();
+        let local = self.manager().batch_ids();
         let result = self
             .db(move |connection| {
                 let expired = db::batches::expired_batches(connection, lease_secs)?;
                 let mut changed = Vec::new();
                 let mut released = 0;
-                for batch in expired {
+                for batch in expired.into_iter().filter(|batch| !local.contains(&batch.batch_id)) {
                     let reason = format!(
                         "the lease expired: owner instance {} sent no heartbeat for {lease_secs} s; \
                          its claimed items were released. Continue the batch to process the rest",

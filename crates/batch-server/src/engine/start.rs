@@ -6,7 +6,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use rand::Rng;
 
 use super::Engine;
-use crate::db::batches::{self, ItemFilter, NewBatch};
+use crate::db::batches::{self, BatchRow, ItemFilter, NewBatch};
 use crate::errors::{ApiError, DbError};
 use crate::i18n::pick;
 use crate::providers::{ApiKey, Provider, ProviderConfig, ProviderKind};
@@ -47,6 +47,58 @@ pub fn random_suffix() -> String {
 /// A new batch id: `batch_<unix-ms>_<6 of a-z0-9>`.
 pub fn new_batch_id(at: DateTime<Utc>) -> String {
     format!("batch_{}_{}", at.timestamp_millis(), random_suffix())
+}
+
+/// Fills the fields a continue request leaves out from the batch it
+/// continues, so the chain keeps its filters and settings.
+pub fn inherit(mut request: StartBatchRequest, previous: &BatchRow) -> StartBatchRequest {
+    let filter: ItemFilter = serde_json::from_value(previous.filter.clone()).unwrap_or_default();
+    let text = |key: &str| {
+        previous
+            .settings
+            .get(key)
+            .and_then(|value| value.as_str())
+            .map(str::to_owned)
+    };
+
+    request.list_ids = request.list_ids.or(filter.list_ids);
+    request.usernames = request.usernames.or(filter.usernames);
+    request.published_after = request.published_after.or_else(|| {
+        filter
+            .published_after
+            .map(|at| batch_types::time::format_millis(&at))
+    });
+    request.is_extracted = request.is_extracted.or_else(|| {
+        let name = match filter.has_analysis {
+            Some(true) => "true",
+            Some(false) => "false",
+            None => "all",
+        };
+        Some(name.to_owned())
+    });
+    request.batch_size = request
+        .batch_size
+        .or(u32::try_from(previous.batch_size).ok());
+    request.concurrency = request
+        .concurrency
+        .or(u32::try_from(previous.concurrency).ok());
+    request.batch_processing_mode = request
+        .batch_processing_mode
+        .or(Some(previous.mode.clone()));
+    request.system_prompt = request.system_prompt.or_else(|| text("systemPrompt"));
+
+    let mut ai = request.ai_config.take().unwrap_or_default();
+    let same_provider = ai
+        .provider
+        .as_deref()
+        .is_none_or(|name| name == previous.provider);
+    if same_provider {
+        ai.provider = Some(previous.provider.clone());
+        ai.model = ai.model.or(Some(previous.model.clone()));
+        ai.base_url = ai.base_url.or_else(|| text("baseURL"));
+    }
+    request.ai_config = Some(ai);
+    request
 }
 
 /// Checks every field of a start request and collects all problems.
@@ -281,8 +333,13 @@ pub async fn start_batch(engine: &Engine, valid: ValidStart) -> Result<StartBatc
         batch_id: new_batch_id(started_at),
         filter: serde_json::to_value(&filter).unwrap_or_default(),
         settings: serde_json::json!({
-            "customSystemPrompt": valid.provider.system_prompt.is_some(),
-            "baseURL": valid.provider.base_url.as_ref().map(|url| url.to_string()),
+            "systemPrompt": valid.provider.system_prompt,
+            // Without the query string, which some gateways use for tokens.
+            "baseURL": valid.provider.base_url.as_ref().map(|url| {
+                let mut url = url.clone();
+                url.set_query(None);
+                url.to_string()
+            }),
             "maxItems": valid.max_items,
         }),
         provider: valid.provider.kind.as_str().to_owned(),

@@ -7,7 +7,9 @@ use batch_types::{
 };
 use serde::Deserialize;
 
-use super::{CONTROL_BODY_LIMIT, caller_of, page_limit, parse_body, parse_cursor, read_body};
+use super::{
+    CONTROL_BODY_LIMIT, caller_of, is_batch_id, page_limit, parse_body, parse_cursor, read_body,
+};
 use crate::db;
 use crate::engine::Engine;
 use crate::engine::control::{batch_info, batch_not_found};
@@ -51,7 +53,10 @@ pub async fn start_batch(
 }
 
 /// Continues a chain of batches: a new batch over the matching items that
-/// no batch of the chain ending at `previousBatchId` has processed.
+/// no batch of the chain ending at `previousBatchId` has processed. Fields
+/// the request leaves out (filters, chunk size, concurrency, mode, provider,
+/// model, base URL, system prompt) come from the previous batch; a remote
+/// provider's key does not, since keys are never stored.
 #[utoipa::path(
     tag = "batches",
     operation_id = "continue_batch",
@@ -75,17 +80,31 @@ pub async fn continue_batch(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload, CONTROL_BODY_LIMIT).await?;
     let request: StartBatchRequest = parse_body(&body, None)?;
-    if request
-        .previous_batch_id
-        .as_deref()
-        .is_none_or(|id| id.trim().is_empty())
-    {
-        return Err(ApiError::invalid(
-            "previousBatchId",
-            "previousBatchId is missing; name the batch whose chain to continue",
-        ));
-    }
-    started(&engine, request).await
+    let previous_id = match request.previous_batch_id.as_deref() {
+        None => {
+            return Err(ApiError::invalid(
+                "previousBatchId",
+                "previousBatchId is missing; name the batch whose chain to continue",
+            ));
+        }
+        Some(id) if !is_batch_id(id) => {
+            return Err(ApiError::invalid(
+                "previousBatchId",
+                "previousBatchId is not a batch id; it looks like batch_1758539874517_hyqk4w",
+            ));
+        }
+        Some(id) => id.to_owned(),
+    };
+
+    let id = previous_id.clone();
+    let Some(previous) = engine
+        .db(move |connection| db::batches::find_batch(connection, &id))
+        .await?
+    else {
+        return Err(batch_not_found(&previous_id));
+    };
+
+    started(&engine, start::inherit(request, &previous)).await
 }
 
 async fn started(engine: &Engine, request: StartBatchRequest) -> Result<HttpResponse, ApiError> {
@@ -159,6 +178,9 @@ pub async fn get_batch_status(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let batch_id = path.into_inner();
+    if !is_batch_id(&batch_id) {
+        return Err(batch_not_found(&batch_id));
+    }
     let id = batch_id.clone();
     let Some(row) = engine
         .db(move |connection| db::batches::find_batch(connection, &id))
@@ -185,7 +207,8 @@ pub struct ListBatchesQuery {
     /// The `nextCursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1 to 200; default 50.
-    pub limit: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    pub limit: Option<String>,
 }
 
 /// Lists batches, newest first.
@@ -208,7 +231,15 @@ pub async fn list_batches(
     query: web::Query<ListBatchesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let limit = page_limit(query.limit, 50, 200)?;
+    let limit = page_limit(query.limit.as_deref(), 50, 200)?;
+    if let Some(cursor) = query.cursor.as_deref()
+        && !is_batch_id(cursor)
+    {
+        return Err(ApiError::invalid(
+            "cursor",
+            "cursor is not a batch id; pass the nextCursor of the previous page",
+        ));
+    }
     if let Some(status) = query.status.as_deref()
         && batch_types::BatchStatus::parse(status).is_none()
     {
@@ -279,7 +310,8 @@ pub struct ResultsQuery {
     /// The `nextCursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1 to 1000; default 100.
-    pub limit: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    pub limit: Option<String>,
     /// `json` (default) or `jsonl`: every result, one JSON object a line, streamed.
     pub format: Option<String>,
 }
@@ -309,6 +341,9 @@ pub async fn list_batch_results(
     query: web::Query<ResultsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let batch_id = path.into_inner();
+    if !is_batch_id(&batch_id) {
+        return Err(batch_not_found(&batch_id));
+    }
     let query = query.into_inner();
     let id = batch_id.clone();
     if engine
@@ -333,7 +368,7 @@ pub async fn list_batch_results(
             ));
         }
     }
-    let limit = page_limit(query.limit, 100, 1000)?;
+    let limit = page_limit(query.limit.as_deref(), 100, 1000)?;
     let after = parse_cursor(query.cursor.as_deref())?;
     let results = super::items::results_page(&engine, batch_id, after, limit + 1).await?;
     let page = page_of(results, limit, |result| result.item_id.to_string());

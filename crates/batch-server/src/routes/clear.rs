@@ -26,8 +26,7 @@ fn clear_failed() -> String {
     responses(
         (status = 200, description = "What a clear would do now", body = ApiResponse<ClearPreview>, example = examples::preview_clear),
         (status = 401, body = UnauthorizedBody, example = examples::unauthorized),
-        (status = 500, body = ErrorBody, example = examples::clear_failed),
-        (status = 503, body = ErrorBody),
+        (status = 500, description = "The clear failed, also when the database is unreachable", body = ErrorBody, example = examples::clear_failed),
     )
 )]
 #[get("/clear")]
@@ -57,8 +56,7 @@ pub async fn preview_clear(engine: web::Data<Engine>) -> Result<HttpResponse, Ap
         (status = 401, body = UnauthorizedBody, example = examples::unauthorized),
         (status = 409, description = "expectedBatchIds differ; `data` is the current preview", body = ErrorBody),
         (status = 413, body = ErrorBody),
-        (status = 500, body = ErrorBody, example = examples::clear_failed),
-        (status = 503, body = ErrorBody),
+        (status = 500, description = "The clear failed, also when the database is unreachable", body = ErrorBody, example = examples::clear_failed),
     )
 )]
 #[post("/clear")]
@@ -102,7 +100,6 @@ pub async fn clear_batches(
         (status = 413, body = ErrorBody),
         (status = 401, body = UnauthorizedBody),
         (status = 500, body = ErrorBody),
-        (status = 503, body = ErrorBody),
     )
 )]
 #[post("/reset")]

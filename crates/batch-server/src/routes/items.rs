@@ -8,7 +8,7 @@ use batch_types::{
 use serde::Deserialize;
 
 use super::batches::page_of;
-use super::{page_limit, parse_body, parse_cursor, read_body};
+use super::{check_text, page_limit, parse_body, parse_cursor, read_body};
 use crate::db::items::{self, ItemQuery, ItemRow};
 use crate::engine::Engine;
 use crate::errors::ApiError;
@@ -91,7 +91,8 @@ pub struct ListItemsQuery {
     /// The `nextCursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1 to 1000; default 100.
-    pub limit: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    pub limit: Option<String>,
 }
 
 /// Lists items in id order, with cursor pagination.
@@ -122,7 +123,10 @@ pub async fn list_items(
             format!("unknown state {state:?}; use pending, processing, analyzed or failed"),
         ));
     }
-    let limit = page_limit(query.limit, 100, 1000)?;
+    check_text("listId", query.list_id.as_deref())?;
+    check_text("username", query.username.as_deref())?;
+    check_text("batchId", query.batch_id.as_deref())?;
+    let limit = page_limit(query.limit.as_deref(), 100, 1000)?;
     let filter = ItemQuery {
         state: query.state,
         list_id: query.list_id,
@@ -166,16 +170,26 @@ fn item_of(row: ItemRow) -> Item {
     }
 }
 
+/// Converts an item to its result in the batch that last processed it: a
+/// failed attempt reads as failed even when an older analysis was kept.
 fn result_of(row: ItemRow) -> BatchResult {
+    let failed = row.last_error.is_some();
     BatchResult {
         item_id: row.id,
         external_id: row.external_id,
-        state: AnalysisState::parse(&row.analysis_state).unwrap_or(AnalysisState::Failed),
-        analysis: row
-            .analysis
-            .and_then(|value| serde_json::from_value(value).ok()),
+        state: if failed {
+            AnalysisState::Failed
+        } else {
+            AnalysisState::parse(&row.analysis_state).unwrap_or(AnalysisState::Failed)
+        },
+        analysis: if failed {
+            None
+        } else {
+            row.analysis
+                .and_then(|value| serde_json::from_value(value).ok())
+        },
         error: row.last_error,
-        analysed_at: row.analysed_at,
+        analysed_at: if failed { None } else { row.analysed_at },
     }
 }
 

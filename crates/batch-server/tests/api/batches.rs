@@ -571,10 +571,16 @@ async fn continue_processes_what_the_chain_left() {
         .as_u64()
         .expect("count");
 
+    let (keyless, keyless_body) = app
+        .post(
+            "/api/external/ai-batch/continue",
+            json!({"previousBatchId": first}),
+        )
+        .await;
     let (status, continued) = app
         .post(
             "/api/external/ai-batch/continue",
-            json!({"previousBatchId": first, "batchSize": 5}),
+            json!({"previousBatchId": first, "batchSize": 5, "aiConfig": {"apiKey": "sk-fake-provider-key"}}),
         )
         .await;
     let second = continued["data"]["batchId"]
@@ -590,6 +596,21 @@ async fn continue_processes_what_the_chain_left() {
     );
     assert_eq!(status, 201, "{continued}");
     assert_eq!(continued["data"]["previousBatchId"], first.as_str());
+    assert_eq!(
+        continued["data"]["provider"], "openai",
+        "the provider is inherited"
+    );
+    assert_eq!(continued["data"]["model"], "gpt-fake");
+    assert_eq!(
+        continued["data"]["batchSize"], 5,
+        "a field in the request wins"
+    );
+    assert_eq!(
+        continued["data"]["concurrency"], 1,
+        "other settings are inherited"
+    );
+    assert_eq!(keyless, 400, "{keyless_body}");
+    assert_eq!(keyless_body["details"][0]["field"], "aiConfig.apiKey");
     assert_eq!(
         continued["data"]["totalItems"].as_u64(),
         Some(10 - processed)
@@ -724,4 +745,64 @@ async fn locked_item_is_claimed_later() {
         "SELECT (analysis IS NOT NULL)::int::bigint AS value FROM items WHERE id = {locked_id}"
     ));
     assert_eq!(state, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misspelt_and_odd_inputs_are_rejected() {
+    let app = spawn_app().await;
+    app.seed(2, "odd").await;
+    let long_id = "x".repeat(5_000);
+
+    let (misspelt, misspelt_body) = app
+        .post("/api/external/ai-batch/start", json!({"batchsize": 5}))
+        .await;
+    let (nested, nested_body) = app
+        .post(
+            "/api/external/ai-batch/start",
+            json!({"aiConfig": {"provider": "local", "baseUrl": "http://127.0.0.1:1"}}),
+        )
+        .await;
+    let (array, _) = app.post("/api/external/ai-batch/clear", json!([])).await;
+    let (nul, nul_body) = app
+        .post(
+            "/api/external/ai-batch/start",
+            json!({"usernames": ["a\u{0}b"]}),
+        )
+        .await;
+    let (cursor, _) = app
+        .get("/api/external/ai-batch/batches?cursor=garbage")
+        .await;
+    let (limit, limit_body) = app.get("/api/external/ai-batch/batches?limit=ten").await;
+    let (odd_id, odd_body) = app
+        .get(&format!("/api/external/ai-batch/status/{long_id}"))
+        .await;
+    let (odd_continue, _) = app
+        .post(
+            "/api/external/ai-batch/continue",
+            json!({"previousBatchId": "a"}),
+        )
+        .await;
+
+    assert_eq!(misspelt, 400, "{misspelt_body}");
+    assert!(
+        misspelt_body["details"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("batchsize"),
+        "{misspelt_body}"
+    );
+    assert_eq!(nested, 400, "{nested_body}");
+    assert_eq!(nested_body["details"][0]["field"], "aiConfig.baseUrl");
+    assert_eq!(array, 400);
+    assert_eq!(nul, 400, "{nul_body}");
+    assert_eq!(cursor, 400);
+    assert_eq!(limit, 400);
+    assert_eq!(limit_body["details"][0]["field"], "limit");
+    assert_eq!(odd_id, 404);
+    assert!(
+        odd_body.to_string().len() < 1_000,
+        "the 404 does not echo the whole id"
+    );
+    assert_eq!(odd_continue, 400);
+    assert_eq!(app.scalar("SELECT count(*) AS value FROM ai_batches"), 0);
 }

@@ -103,7 +103,23 @@ async fn listing_pages_with_cursor_and_filters() {
     let (bad, _) = app.get("/api/external/items?state=sleeping").await;
 
     assert_eq!(first["data"]["entries"].as_array().map(Vec::len), Some(10));
-    assert_eq!(second["data"]["entries"][0]["externalId"], "alpha-10");
+    let first_ids: Vec<i64> = first["data"]["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["id"].as_i64())
+        .collect();
+    let second_ids: Vec<i64> = second["data"]["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["id"].as_i64())
+        .collect();
+    assert_eq!(second_ids.len(), 10);
+    assert!(
+        first_ids.iter().max() < second_ids.iter().min(),
+        "{first_ids:?} then {second_ids:?}"
+    );
     assert_eq!(last["data"]["entries"].as_array().map(Vec::len), Some(0));
     assert!(last["data"]["nextCursor"].is_null());
     assert_eq!(bad, 400);
@@ -126,4 +142,29 @@ async fn concurrent_upserts_do_not_deadlock() {
         assert_eq!(backward.0, 200, "round {round}: {}", backward.1);
     }
     assert_eq!(app.scalar("SELECT count(*) AS value FROM items"), 3_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_are_rejected_not_500() {
+    let app = spawn_app().await;
+
+    let (body_status, _) = app
+        .post(
+            "/api/external/items",
+            json!({"items": [{"externalId": "n", "content": "a\u{0}b"}]}),
+        )
+        .await;
+    let (query_status, query_body) = app.get("/api/external/items?username=%00").await;
+    let (number_status, _) = app
+        .post(
+            "/api/external/items",
+            json!({"items": [{"externalId": 15, "content": "x"}]}),
+        )
+        .await;
+
+    assert_eq!(body_status, 400);
+    assert_eq!(query_status, 400);
+    assert_eq!(query_body["details"][0]["field"], "username");
+    assert_eq!(number_status, 400);
+    assert_eq!(app.scalar("SELECT count(*) AS value FROM items"), 0);
 }
