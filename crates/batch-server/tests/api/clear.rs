@@ -9,7 +9,7 @@ use crate::helpers::{AppOptions, FakeBehaviour, FakeProvider, TestApp, spawn_app
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Starts a batch whose provider answers after `latency`.
+/// Starts a batch whose provider responds after the fake's latency.
 async fn start_slow_batch(app: &TestApp, fake: &FakeProvider, items: usize) -> String {
     app.seed(items, "slow").await;
     let (status, started) = app
@@ -387,7 +387,7 @@ async fn gentle_reset_leaves_healthy_batch_running() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn force_reset_then_old_worker_cannot_touch_new_batch() {
+async fn old_worker_spares_batch_after_reset() {
     let fake = FakeProvider::start(slow(1_000)).await;
     let owner = spawn_app().await;
     let other = spawn_app_with(AppOptions {
