@@ -30,6 +30,12 @@ impl<T> ApiResponse<T> {
 /// A failed answer: `{"success": false, "error", "details"?, "timestamp"}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "success": false,
+    "error": "请求参数无效",
+    "details": [{"field": "batchSize", "message": "batchSize is 101; use a whole number from 1 to 100"}],
+    "timestamp": "2025-09-22T11:48:00.000Z"
+})))]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
     /// Always `false` for this envelope.

@@ -26,14 +26,14 @@ use crate::metrics::METRICS;
     security(("api_key" = []), ("bearer" = [])),
     request_body = StartBatchRequest,
     responses(
-        (status = 201, body = ApiResponse<StartBatchData>),
-        (status = 400, body = ErrorBody),
-        (status = 413, body = ErrorBody),
-        (status = 401, body = UnauthorizedBody),
+        (status = 201, description = "Created", body = ApiResponse<StartBatchData>),
+        (status = 400, description = "Invalid request; `details` names each field", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
         (status = 404, description = "No matching items; `data.remainingItems` is 0", body = ErrorBody),
         (status = 409, description = "A batch is processing; `data.currentBatchId` names it", body = ErrorBody),
-        (status = 500, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]
 #[post("/start")]
@@ -63,14 +63,14 @@ pub async fn start_batch(
     security(("api_key" = []), ("bearer" = [])),
     request_body = StartBatchRequest,
     responses(
-        (status = 201, body = ApiResponse<StartBatchData>),
-        (status = 400, body = ErrorBody),
-        (status = 413, body = ErrorBody),
-        (status = 401, body = UnauthorizedBody),
+        (status = 201, description = "Created", body = ApiResponse<StartBatchData>),
+        (status = 400, description = "Invalid request; `details` names each field", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
         (status = 404, description = "Unknown previous batch, or no items left", body = ErrorBody),
-        (status = 409, body = ErrorBody),
-        (status = 500, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 409, description = "Conflicts with the current state; `data` has the facts to recover", body = ErrorBody),
+        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]
 #[post("/continue")]
@@ -124,10 +124,10 @@ async fn started(engine: &Engine, request: StartBatchRequest) -> Result<HttpResp
     operation_id = "get_global_status",
     security(("api_key" = []), ("bearer" = [])),
     responses(
-        (status = 200, body = ApiResponse<GlobalStatus>),
-        (status = 401, body = UnauthorizedBody),
-        (status = 500, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 200, description = "Success", body = ApiResponse<GlobalStatus>),
+        (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
+        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]
 #[get("/status")]
@@ -141,10 +141,10 @@ pub async fn get_global_status(engine: web::Data<Engine>) -> Result<HttpResponse
     operation_id = "get_start_status",
     security(("api_key" = []), ("bearer" = [])),
     responses(
-        (status = 200, body = ApiResponse<GlobalStatus>),
-        (status = 401, body = UnauthorizedBody),
-        (status = 500, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 200, description = "Success", body = ApiResponse<GlobalStatus>),
+        (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
+        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]
 #[get("/start")]
@@ -165,11 +165,11 @@ async fn global_status(engine: &Engine) -> Result<HttpResponse, ApiError> {
     security(("api_key" = []), ("bearer" = [])),
     params(("batchId" = String, Path, description = "The batch id")),
     responses(
-        (status = 200, body = ApiResponse<BatchInfo>),
-        (status = 401, body = UnauthorizedBody),
-        (status = 404, body = ErrorBody),
-        (status = 500, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 200, description = "Success", body = ApiResponse<BatchInfo>),
+        (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]
 #[get("/status/{batchId}")]
@@ -218,11 +218,11 @@ pub struct ListBatchesQuery {
     security(("api_key" = []), ("bearer" = [])),
     params(ListBatchesQuery),
     responses(
-        (status = 200, body = ApiResponse<Page<BatchInfo>>),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = UnauthorizedBody),
-        (status = 500, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 200, description = "Success", body = ApiResponse<Page<BatchInfo>>),
+        (status = 400, description = "Invalid request; `details` names each field", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
+        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]
 #[get("/batches")]
@@ -272,11 +272,11 @@ pub async fn list_batches(
     security(("api_key" = []), ("bearer" = [])),
     params(("batchId" = String, Path, description = "The batch id")),
     responses(
-        (status = 200, body = ApiResponse<CancelBatchData>),
-        (status = 401, body = UnauthorizedBody),
-        (status = 404, body = ErrorBody),
-        (status = 500, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 200, description = "Success", body = ApiResponse<CancelBatchData>),
+        (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]
 #[post("/batches/{batchId}/cancel")]
@@ -326,12 +326,12 @@ pub struct ResultsQuery {
     security(("api_key" = []), ("bearer" = [])),
     params(("batchId" = String, Path, description = "The batch id"), ResultsQuery),
     responses(
-        (status = 200, body = ApiResponse<Page<BatchResult>>, description = "A page, or with format=jsonl one BatchResult per line"),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = UnauthorizedBody),
-        (status = 404, body = ErrorBody),
-        (status = 500, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 200, description = "Success", body = ApiResponse<Page<BatchResult>>, description = "A page, or with format=jsonl one BatchResult per line"),
+        (status = 400, description = "Invalid request; `details` names each field", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
+        (status = 404, description = "Not found", body = ErrorBody),
+        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]
 #[get("/batches/{batchId}/results")]

@@ -25,7 +25,7 @@ fn clear_failed() -> String {
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "What a clear would do now", body = ApiResponse<ClearPreview>, example = examples::preview_clear),
-        (status = 401, body = UnauthorizedBody, example = examples::unauthorized),
+        (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody, example = examples::unauthorized),
         (status = 500, description = "The clear failed, also when the database is unreachable", body = ErrorBody, example = examples::clear_failed),
     )
 )]
@@ -49,13 +49,17 @@ pub async fn preview_clear(engine: web::Data<Engine>) -> Result<HttpResponse, Ap
     tag = "clear",
     operation_id = "clear_batches",
     security(("api_key" = []), ("bearer" = [])),
-    request_body(content = Option<ClearRequest>, description = "Empty, `{}`, or `{\"expectedBatchIds\": [...]}`"),
+    request_body(
+        content = ClearRequest,
+        description = "Empty, `{}`, or `{\"expectedBatchIds\": [...]}`",
+        example = json!({})
+    ),
     responses(
         (status = 200, description = "Cleared", body = ApiResponse<ClearResult>, example = examples::clear_batches),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = UnauthorizedBody, example = examples::unauthorized),
+        (status = 400, description = "Invalid request; `details` names each field", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody, example = examples::unauthorized),
         (status = 409, description = "expectedBatchIds differ; `data` is the current preview", body = ErrorBody),
-        (status = 413, body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 500, description = "The clear failed, also when the database is unreachable", body = ErrorBody, example = examples::clear_failed),
     )
 )]
@@ -95,11 +99,11 @@ pub async fn clear_batches(
     security(("api_key" = []), ("bearer" = [])),
     request_body = ResetRequest,
     responses(
-        (status = 200, body = ApiResponse<ResetResult>),
+        (status = 200, description = "Success", body = ApiResponse<ResetResult>),
         (status = 400, description = "`force` missing or not a boolean", body = ErrorBody),
-        (status = 413, body = ErrorBody),
-        (status = 401, body = UnauthorizedBody),
-        (status = 500, body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
+        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
     )
 )]
 #[post("/reset")]

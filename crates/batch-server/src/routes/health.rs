@@ -14,7 +14,7 @@ pub struct Health {
 }
 
 /// Reports that the process is alive.
-#[utoipa::path(tag = "health", responses((status = 200, body = Health)))]
+#[utoipa::path(tag = "health", responses((status = 200, description = "Success", body = Health)))]
 #[get("/healthz")]
 pub async fn check_health() -> HttpResponse {
     HttpResponse::Ok().json(Health {
@@ -25,7 +25,7 @@ pub async fn check_health() -> HttpResponse {
 /// Reports whether the database responds; 503 while it does not.
 #[utoipa::path(
     tag = "health",
-    responses((status = 200, body = Health), (status = 503, body = Health))
+    responses((status = 200, description = "Success", body = Health), (status = 503, description = "The database is unavailable; retry shortly", body = Health))
 )]
 #[get("/readyz")]
 pub async fn check_ready(engine: web::Data<Engine>) -> HttpResponse {

@@ -34,12 +34,12 @@ struct RawUpsert {
     security(("api_key" = []), ("bearer" = [])),
     request_body = UpsertItemsRequest,
     responses(
-        (status = 200, body = ApiResponse<UpsertItemsResult>),
-        (status = 400, body = ErrorBody),
-        (status = 413, body = ErrorBody),
-        (status = 401, body = UnauthorizedBody),
-        (status = 500, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 200, description = "Success", body = ApiResponse<UpsertItemsResult>),
+        (status = 400, description = "Invalid request; `details` names each field", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
+        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]
 #[post("")]
@@ -102,11 +102,11 @@ pub struct ListItemsQuery {
     security(("api_key" = []), ("bearer" = [])),
     params(ListItemsQuery),
     responses(
-        (status = 200, body = ApiResponse<Page<Item>>),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = UnauthorizedBody),
-        (status = 500, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 200, description = "Success", body = ApiResponse<Page<Item>>),
+        (status = 400, description = "Invalid request; `details` names each field", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
+        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]
 #[get("")]

@@ -40,7 +40,8 @@ pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::B
 /// Parses a JSON body, naming the offending field in the 400 when it fails.
 /// An empty body parses as `T::default()` when `empty` is given.
 pub fn parse_body<T: DeserializeOwned>(body: &[u8], empty: Option<T>) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    // Swagger UI sends `null` for an optional body left as it is.
+    if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
         return empty.ok_or_else(|| {
             ApiError::invalid("body", "the request body is empty; send a JSON object")
         });

@@ -210,12 +210,26 @@ async fn clear_accepts_empty_and_untyped_bodies() {
         .send()
         .await
         .expect("sent");
+    let null_body = app
+        .http
+        .post(app.url("/api/external/ai-batch/clear"))
+        .header("x-api-key", crate::helpers::API_KEY)
+        .header("content-type", "application/json")
+        .body("null")
+        .send()
+        .await
+        .expect("sent");
     let (unknown_field, body) = app
         .post("/api/external/ai-batch/clear", json!({"everything": true}))
         .await;
 
     assert_eq!(empty.status().as_u16(), 200);
     assert_eq!(untyped.status().as_u16(), 200);
+    assert_eq!(
+        null_body.status().as_u16(),
+        200,
+        "Swagger UI sends null for an untouched body"
+    );
     assert_eq!(unknown_field, 400, "{body}");
 }
 
