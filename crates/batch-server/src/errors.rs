@@ -40,6 +40,9 @@ pub enum ApiError {
         /// The route's limit in bytes.
         limit: usize,
     },
+    /// 503: a row this request must change stayed locked past the lock timeout.
+    #[error("row lock not granted: {0}")]
+    Busy(String),
     /// 503: the database cannot be reached right now.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -93,9 +96,22 @@ impl ApiError {
                 details: unavailable_details(),
                 cause,
             },
+            Self::Busy(cause) => Self::OperationFailed {
+                error: operation_failed.into(),
+                details: busy_details(),
+                cause,
+            },
             other => other,
         }
     }
+}
+
+fn busy_details() -> String {
+    pick(
+        "批次记录被另一个事务长时间锁定（可能是卡住的工作进程），请几秒后重试；若持续出现，请检查数据库中长时间运行的事务",
+        "another transaction held the batch row past the lock timeout, such as a stalled worker; \
+         retry in a few seconds, and if this persists look for long-running transactions in the database",
+    )
 }
 
 fn unavailable_details() -> String {
@@ -110,6 +126,11 @@ impl From<DbError> for ApiError {
     fn from(error: DbError) -> Self {
         match error {
             DbError::Unavailable(reason) => Self::Unavailable(reason),
+            DbError::Query(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("lock timeout") =>
+            {
+                Self::Busy(info.message().to_owned())
+            }
             DbError::Query(error) => {
                 Self::internal(pick("数据库操作失败", "a database operation failed"), error)
             }
@@ -148,6 +169,7 @@ impl ResponseError for ApiError {
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal { .. } | Self::OperationFailed { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -188,6 +210,17 @@ impl ResponseError for ApiError {
                 ))),
                 None,
             ),
+            Self::Busy(cause) => {
+                log::warn!("returning 503 because a row stayed locked: {cause}");
+                (
+                    pick(
+                        "数据正被其他操作锁定",
+                        "the data is locked by another operation",
+                    ),
+                    Some(ErrorDetails::Message(busy_details())),
+                    None,
+                )
+            }
             Self::Unavailable(cause) => {
                 log::warn!("returning 503 because the database is unavailable: {cause}");
                 (
@@ -257,6 +290,7 @@ mod tests {
             ),
             (ApiError::PayloadTooLarge { limit: 10 }, 413),
             (ApiError::Unavailable("down".into()), 503),
+            (ApiError::Busy("lock timeout".into()), 503),
             (ApiError::internal("清除操作失败", "boom"), 500),
             (
                 ApiError::Unavailable("down".into()).during("清除操作失败"),

@@ -56,7 +56,8 @@ pub fn import_file(connection: &mut DbConn, path: &Path) -> anyhow::Result<Impor
         errors.extend(
             line_errors
                 .into_iter()
-                .map(|error| format!("{}: {}", error.field, error.message)),
+                // parse_item names fields `line N.field`; print `line N, field`.
+                .map(|error| format!("{}: {}", error.field.replacen('.', ", ", 1), error.message)),
         );
     }
     if !errors.is_empty() {

@@ -15,6 +15,9 @@ pub const MAX_EXTERNAL_ID_CHARS: usize = 256;
 /// and this keeps one request's memory bounded.
 pub const MAX_CONTENT_CHARS: usize = 20_000;
 
+/// The fields an item may carry.
+const ITEM_FIELDS: &[&str] = &["externalId", "content", "username", "listId", "publishedAt"];
+
 /// Validates one item; `at` names it in errors (`items[3]`, `line 12`).
 pub fn parse_item(value: &Value, at: &str, errors: &mut Vec<FieldError>) -> Option<NewItemRow> {
     let Some(object) = value.as_object() else {
@@ -22,6 +25,17 @@ pub fn parse_item(value: &Value, at: &str, errors: &mut Vec<FieldError>) -> Opti
         return None;
     };
     let before = errors.len();
+    for key in object.keys() {
+        if !ITEM_FIELDS.contains(&key.as_str()) {
+            errors.push(FieldError::new(
+                format!("{at}.{key}"),
+                format!(
+                    "unknown field {key:?}; an item has {}",
+                    ITEM_FIELDS.join(", ")
+                ),
+            ));
+        }
+    }
     let external_id = match object.get("externalId") {
         Some(Value::String(id))
             if !id.trim().is_empty() && id.chars().count() <= MAX_EXTERNAL_ID_CHARS =>

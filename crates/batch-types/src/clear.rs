@@ -160,7 +160,7 @@ pub struct ClearResult {
 /// The body of `POST /api/external/ai-batch/reset`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResetRequest {
     /// `true` cancels every processing batch; `false` repairs only inconsistencies.
     pub force: bool,

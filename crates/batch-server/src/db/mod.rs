@@ -76,6 +76,19 @@ impl diesel::r2d2::HandleError<diesel::r2d2::Error> for QuietErrorHandler {
     }
 }
 
+/// How long a control action (clear, reset, cancel) waits for a row lock
+/// before it gives up. A worker holds a batch row for one short commit; a
+/// longer hold means a stalled transaction, and the operator must hear so.
+pub const CONTROL_LOCK_TIMEOUT: &str = "5s";
+
+/// Sets [`CONTROL_LOCK_TIMEOUT`] for the rest of the current transaction.
+pub fn set_lock_timeout(connection: &mut PgConnection) -> diesel::QueryResult<()> {
+    use diesel::RunQueryDsl;
+    diesel::sql_query(format!("SET LOCAL lock_timeout = '{CONTROL_LOCK_TIMEOUT}'"))
+        .execute(connection)
+        .map(|_| ())
+}
+
 /// Applies the pending migrations and returns their versions.
 pub fn run_migrations(connection: &mut PgConnection) -> Result<Vec<String>, String> {
     connection

@@ -262,6 +262,7 @@ impl Engine {
             self.db(move |connection| {
                 use diesel::Connection;
                 connection.transaction(|connection| {
+                    crate::db::set_lock_timeout(connection)?;
                     let outcome = batches::finish_batches_in(connection, &ids, "cancelled", &reason)?;
                     let event = NewControlEvent {
                         counts: serde_json::json!({ "cancelled": outcome.0.len(), "releasedItems": outcome.1 }),
@@ -308,6 +309,7 @@ impl Engine {
             .db(move |connection| {
                 use diesel::Connection;
                 connection.transaction(|connection| {
+                    crate::db::set_lock_timeout(connection)?;
                     // Lock the processing rows first, so the state read here
                     // is the state the update changes.
                     let processing: Vec<BatchRow> = {
@@ -327,7 +329,9 @@ impl Engine {
                         let mut actual = state.ids();
                         actual.sort();
                         if wanted != actual {
-                            return Ok(Err(preview_of(&state)));
+                            // The preview is built outside this blocking
+                            // closure, where the request's language is known.
+                            return Ok(Err(state));
                         }
                     }
                     let ids = state.ids();
@@ -351,7 +355,8 @@ impl Engine {
 
         let (before, changed, released, live, event_id) = match transaction {
             Ok(done) => done,
-            Err(preview) => {
+            Err(state) => {
+                let preview = preview_of(&state);
                 return Err(ApiError::Conflict {
                     message: pick(
                         "当前运行的任务与 expectedBatchIds 不一致，未执行清除",

@@ -156,9 +156,7 @@ impl Engine {
                 for batch_id in &stopped {
                     log::info!("batch {batch_id}: stopped elsewhere; cancelling local workers");
                 }
-                self.manager()
-                    .cancel_and_wait(&stopped, Duration::ZERO)
-                    .await;
+                self.manager().cancel(&stopped);
             }
             Ok(_) => {}
             Err(error) => log::warn!("checking local batches for a stop failed: {error}"),
@@ -178,9 +176,7 @@ impl Engine {
                     log::info!(
                         "batch {batch_id}: no longer processing here; cancelling local workers"
                     );
-                    self.manager()
-                        .cancel_and_wait(&[batch_id], Duration::ZERO)
-                        .await;
+                    self.manager().cancel(&[batch_id]);
                 }
                 Err(error) => log::warn!("batch {batch_id}: heartbeat failed: {error}"),
             }

@@ -86,6 +86,14 @@ pub fn inherit(mut request: StartBatchRequest, previous: &BatchRow) -> StartBatc
         .batch_processing_mode
         .or(Some(previous.mode.clone()));
     request.system_prompt = request.system_prompt.or_else(|| text("systemPrompt"));
+    // A limit carries over as what the previous batch left of it.
+    let previous_limit = previous
+        .settings
+        .get("maxItems")
+        .and_then(serde_json::Value::as_i64);
+    request.max_items = request.max_items.or_else(|| {
+        previous_limit.map(|limit| u64::try_from(limit - previous.processed).unwrap_or(0))
+    });
 
     let mut ai = request.ai_config.take().unwrap_or_default();
     let same_provider = ai
@@ -235,6 +243,14 @@ fn provider_config(
         None => None,
         Some(text) => {
             match url::Url::parse(text) {
+                Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+                    errors.push(FieldError::new(
+                        "aiConfig.baseURL",
+                        "baseURL contains a user name or password; remove it and pass the key \
+                         in aiConfig.apiKey",
+                    ));
+                    return None;
+                }
                 Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
                     Some(url)
                 }

@@ -20,6 +20,13 @@ pub(super) const NOT_JSON: &str = "the model output is not valid JSON";
 /// The reason for an item that the output has no result for.
 pub(super) const NO_RESULT: &str = "the model returned no result for this item";
 
+/// The reason for an item whose result has an `error` field.
+pub(super) const MODEL_ERROR: &str =
+    "the model reported an error for this item instead of an analysis";
+
+/// The reason for an item whose result has none of the analysis fields.
+pub(super) const EMPTY_RESULT: &str = "the model's result for this item has no analysis fields";
+
 /// The maximum number of keywords, topic tags and content types kept for one item.
 pub(super) const MAX_LIST_LEN: usize = 10;
 
@@ -56,28 +63,48 @@ pub(super) fn parse_outcomes(output: &str, ids: &[i64]) -> Vec<(i64, ItemOutcome
         return fail_all(ids, NOT_JSON);
     };
     let entries = result_objects(value, 0);
-    let mut by_id: HashMap<i64, Analysis> = HashMap::new();
+    let mut by_id: HashMap<i64, ItemOutcome> = HashMap::new();
     let mut without_id = Vec::new();
     for entry in &entries {
         match entry_id(entry) {
             Some(id) => {
-                by_id.entry(id).or_insert_with(|| read_analysis(entry));
+                by_id.entry(id).or_insert_with(|| outcome_of(entry));
             }
             None => without_id.push(entry),
         }
     }
     if let ([id], [entry]) = (ids, without_id.as_slice()) {
-        by_id.entry(*id).or_insert_with(|| read_analysis(entry));
+        by_id.entry(*id).or_insert_with(|| outcome_of(entry));
     }
     ids.iter()
         .map(|id| {
-            let outcome = match by_id.get(id) {
-                Some(analysis) => ItemOutcome::Analyzed(analysis.clone()),
-                None => ItemOutcome::Failed(NO_RESULT.to_owned()),
-            };
+            let outcome = by_id
+                .remove(id)
+                .unwrap_or_else(|| ItemOutcome::Failed(NO_RESULT.to_owned()));
             (*id, outcome)
         })
         .collect()
+}
+
+/// Reads one result entry. An entry that reports an error, or carries only
+/// an id, is a failure: an empty analysis must never replace a stored one.
+fn outcome_of(entry: &Map<String, Value>) -> ItemOutcome {
+    if entry.get("error").is_some_and(|error| !error.is_null()) {
+        return ItemOutcome::Failed(MODEL_ERROR.to_owned());
+    }
+    let has_analysis = [
+        KEYWORD_KEYS,
+        TOPIC_KEYS,
+        TYPE_KEYS,
+        VALUELESS_KEYS,
+        SUMMARY_KEYS,
+    ]
+    .iter()
+    .any(|keys| keys.iter().any(|key| entry.contains_key(*key)));
+    if !has_analysis {
+        return ItemOutcome::Failed(EMPTY_RESULT.to_owned());
+    }
+    ItemOutcome::Analyzed(read_analysis(entry))
 }
 
 /// Parses the output of a one-item request.
@@ -424,8 +451,13 @@ mod tests {
 
     #[test]
     fn missing_fields_default_empty() {
-        let analysis = analyzed(&parse_outcomes(r#"[{"id": 1}]"#, &[1])[0].1).clone();
-        assert_eq!(analysis, Analysis::default());
+        let analysis =
+            analyzed(&parse_outcomes(r#"[{"id": 1, "keywords": ["a"]}]"#, &[1])[0].1).clone();
+        let expected = Analysis {
+            keywords: vec!["a".to_owned()],
+            ..Analysis::default()
+        };
+        assert_eq!(analysis, expected);
     }
 
     #[test]
@@ -499,5 +531,43 @@ mod tests {
     fn unclosed_fence_parses() {
         let outcome = parse_outcome("```json\n{\"id\": 8, \"keywords\": [\"open\"]}", 8);
         assert_eq!(analyzed(&outcome).keywords, vec!["open"]);
+    }
+}
+
+#[cfg(test)]
+mod entry_tests {
+    use super::*;
+
+    #[test]
+    fn id_only_entry_fails() {
+        let outcomes = parse_outcomes(r#"{"results": [{"id": 7}]}"#, &[7]);
+        assert_eq!(
+            outcomes,
+            vec![(7, ItemOutcome::Failed(EMPTY_RESULT.to_owned()))]
+        );
+    }
+
+    #[test]
+    fn error_entry_fails() {
+        let outcomes = parse_outcomes(
+            r#"{"results": [{"id": 7, "error": "cannot analyse", "keywords": []}]}"#,
+            &[7],
+        );
+        assert_eq!(
+            outcomes,
+            vec![(7, ItemOutcome::Failed(MODEL_ERROR.to_owned()))]
+        );
+    }
+
+    #[test]
+    fn entry_with_empty_lists_is_an_analysis() {
+        let outcomes = parse_outcomes(
+            r#"{"results": [{"id": 7, "keywords": [], "isValueless": true}]}"#,
+            &[7],
+        );
+        assert!(
+            matches!(outcomes[0].1, ItemOutcome::Analyzed(_)),
+            "{outcomes:?}"
+        );
     }
 }

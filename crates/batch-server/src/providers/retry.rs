@@ -23,6 +23,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How much of an error body is read to find its message.
 const MAX_ERROR_BODY_BYTES: usize = 16 * 1024;
 
+/// The largest successful response read. A reply for 100 short texts is a
+/// few tens of kilobytes; anything near this is not an analysis, and reading
+/// it whole would let one provider exhaust the server's memory.
+const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
 /// How many characters of a provider's error message an error may quote.
 const MAX_QUOTED_CHARS: usize = 200;
 
@@ -120,14 +125,34 @@ async fn send_once(
         .map_err(|error| classify_transport_error(config, &error))?;
     let status = response.status();
     if status.is_success() {
-        return response
-            .text()
-            .await
-            .map_err(|error| classify_transport_error(config, &error));
+        return read_success_body(config, response).await;
     }
     let retry_after = retry_after(response.headers());
     let body = read_error_body(response).await;
     Err(classify_status(config, status, retry_after, &body))
+}
+
+/// Reads a successful response of at most [`MAX_RESPONSE_BYTES`].
+async fn read_success_body(
+    config: &ProviderConfig,
+    mut response: Response,
+) -> Result<String, AttemptError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| classify_transport_error(config, &error))?
+    {
+        if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(AttemptError::Failed(format!(
+                "the {} provider's response is larger than {} MiB, so it was not read",
+                config.kind,
+                MAX_RESPONSE_BYTES / (1024 * 1024)
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Reads at most [`MAX_ERROR_BODY_BYTES`] of an error response; a read error

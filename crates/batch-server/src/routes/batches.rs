@@ -104,7 +104,17 @@ pub async fn continue_batch(
         return Err(batch_not_found(&previous_id));
     };
 
-    started(&engine, start::inherit(request, &previous)).await
+    let request = start::inherit(request, &previous);
+    if request.max_items == Some(0) {
+        return Err(ApiError::NotFound {
+            message: pick(
+                "前序批次的 maxItems 已用完，没有剩余数据",
+                "the previous batch's maxItems is used up; nothing is left",
+            ),
+            data: Some(serde_json::json!({ "remainingItems": 0 })),
+        });
+    }
+    started(&engine, request).await
 }
 
 async fn started(engine: &Engine, request: StartBatchRequest) -> Result<HttpResponse, ApiError> {

@@ -776,6 +776,24 @@ async fn misspelt_and_odd_inputs_are_rejected() {
     let (odd_id, odd_body) = app
         .get(&format!("/api/external/ai-batch/status/{long_id}"))
         .await;
+    let (credentials, credentials_body) = app
+        .post(
+            "/api/external/ai-batch/start",
+            json!({"aiConfig": {"provider": "openai", "apiKey": "k", "baseURL": "http://user:pass@127.0.0.1:1/v1"}}),
+        )
+        .await;
+    let (reset_extra, _) = app
+        .post(
+            "/api/external/ai-batch/reset",
+            json!({"force": false, "x": 1}),
+        )
+        .await;
+    let (item_extra, item_extra_body) = app
+        .post(
+            "/api/external/items",
+            json!({"items": [{"externalId": "e", "content": "c", "list_id": "x"}]}),
+        )
+        .await;
     let (odd_continue, _) = app
         .post(
             "/api/external/ai-batch/continue",
@@ -804,5 +822,96 @@ async fn misspelt_and_odd_inputs_are_rejected() {
         "the 404 does not echo the whole id"
     );
     assert_eq!(odd_continue, 400);
+    assert_eq!(credentials, 400, "{credentials_body}");
+    assert_eq!(credentials_body["details"][0]["field"], "aiConfig.baseURL");
+    assert_eq!(reset_extra, 400);
+    assert_eq!(item_extra, 400, "{item_extra_body}");
+    assert_eq!(item_extra_body["details"][0]["field"], "items[0].list_id");
     assert_eq!(app.scalar("SELECT count(*) AS value FROM ai_batches"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_keeps_the_item_limit() {
+    let fake = FakeProvider::start(FakeBehaviour {
+        latency: Duration::from_millis(300),
+        ..FakeBehaviour::default()
+    })
+    .await;
+    let app = spawn_app().await;
+    app.seed(30, "limit").await;
+    let (_, started) = app
+        .post(
+            "/api/external/ai-batch/start",
+            json!({"maxItems": 12, "batchSize": 2, "concurrency": 1, "aiConfig": fake.ai_config()}),
+        )
+        .await;
+    let first = started["data"]["batchId"].as_str().expect("id").to_owned();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    app.post(
+        &format!("/api/external/ai-batch/batches/{first}/cancel"),
+        json!({}),
+    )
+    .await;
+    let processed = app.wait_for_batch(&first, WAIT).await["progress"]["processed"]
+        .as_u64()
+        .expect("count");
+
+    let (status, continued) = app
+        .post(
+            "/api/external/ai-batch/continue",
+            json!({"previousBatchId": first, "aiConfig": {"apiKey": "sk-fake-provider-key"}}),
+        )
+        .await;
+    let second = continued["data"]["batchId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.wait_for_batch(&second, WAIT).await;
+    let (used_up, used_up_body) = app
+        .post(
+            "/api/external/ai-batch/continue",
+            json!({"previousBatchId": second, "aiConfig": {"apiKey": "sk-fake-provider-key"}}),
+        )
+        .await;
+
+    assert!(processed < 12, "the first batch was cut short: {processed}");
+    assert_eq!(status, 201, "{continued}");
+    assert_eq!(
+        continued["data"]["totalItems"].as_u64(),
+        Some(12 - processed)
+    );
+    assert_eq!(
+        app.scalar("SELECT count(*) AS value FROM items WHERE analysis IS NOT NULL"),
+        12
+    );
+    assert_eq!(used_up, 404, "{used_up_body}");
+    assert_eq!(used_up_body["data"]["remainingItems"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn id_only_answers_keep_stored_analyses() {
+    let app = spawn_app().await;
+    app.seed(4, "keep").await;
+    let (_, first) = app.post("/api/external/ai-batch/start", json!({})).await;
+    app.wait_for_batch(first["data"]["batchId"].as_str().expect("id"), WAIT)
+        .await;
+    let fake = FakeProvider::start(FakeBehaviour {
+        ids_only: true,
+        ..FakeBehaviour::default()
+    })
+    .await;
+
+    let (_, second) = app
+        .post(
+            "/api/external/ai-batch/start",
+            json!({"isExtracted": "all", "aiConfig": fake.ai_config()}),
+        )
+        .await;
+    let done = app
+        .wait_for_batch(second["data"]["batchId"].as_str().expect("id"), WAIT)
+        .await;
+
+    assert_eq!(done["progress"]["failed"], 4, "{done}");
+    assert_eq!(done["progress"]["succeeded"], 0, "{done}");
+    assert_eq!(app.scalar("SELECT count(*) AS value FROM items WHERE provider = 'local' AND analysis ? 'keywords' AND jsonb_array_length(analysis->'keywords') > 0"), 4);
 }

@@ -693,3 +693,57 @@ async fn gentle_reset_spares_other_instances_batch() {
         claimed
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_gives_up_on_a_stalled_lock() {
+    let fake = FakeProvider::start(slow(10_000)).await;
+    let app = spawn_app().await;
+    let batch_id = start_slow_batch(&app, &fake, 10).await;
+    let database = app.database.clone();
+    let id = batch_id.clone();
+    let (held, acquired) = std::sync::mpsc::channel();
+    // A stalled transaction holds the batch row, as a frozen worker would.
+    let holder = std::thread::spawn(move || {
+        use diesel::Connection;
+        let mut connection = database.connect();
+        connection
+            .transaction::<_, diesel::result::Error, _>(|connection| {
+                diesel::RunQueryDsl::execute(
+                    diesel::sql_query(format!(
+                        "SELECT 1 FROM ai_batches WHERE batch_id = '{id}' FOR UPDATE"
+                    )),
+                    connection,
+                )?;
+                held.send(()).expect("the test waits");
+                std::thread::sleep(Duration::from_secs(8));
+                Ok(())
+            })
+            .expect("the lock is held and released");
+    });
+    acquired.recv().expect("the lock is taken");
+
+    let started = std::time::Instant::now();
+    let (status, body) = app.post("/api/external/ai-batch/clear", json!({})).await;
+    let elapsed = started.elapsed();
+    holder.join().expect("the holder ends");
+    let (after, cleared) = app.post("/api/external/ai-batch/clear", json!({})).await;
+
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"], "清除操作失败");
+    assert!(
+        body["details"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("锁定"),
+        "{body}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(7),
+        "gave up after {elapsed:?}"
+    );
+    assert_eq!(after, 200);
+    assert_eq!(
+        cleared["data"]["clearedTasks"]["processingRecords"], 1,
+        "{cleared}"
+    );
+}

@@ -397,6 +397,8 @@ pub struct FakeBehaviour {
     pub malformed: bool,
     /// Leave this item id out of chunk answers.
     pub drop_id: Option<i64>,
+    /// Answer every item with its id alone, no analysis fields.
+    pub ids_only: bool,
 }
 
 /// A fake OpenAI-compatible chat-completions server on 127.0.0.1.
@@ -449,7 +451,11 @@ impl wiremock::Respond for Responder {
             .and_then(|message| message["content"].as_str())
             .unwrap_or("[]");
         let items: Value = serde_json::from_str(user).unwrap_or(Value::Null);
+        let ids_only = self.behaviour.ids_only;
         let analysis = |item: &Value| {
+            if ids_only {
+                return json!({ "id": item["id"] });
+            }
             json!({
                 "id": item["id"],
                 "keywords": ["fake", format!("item{}", item["id"])],
