@@ -24,7 +24,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const MAX_ERROR_BODY_BYTES: usize = 16 * 1024;
 
 /// The largest successful response read. A reply for 100 short texts is a
-/// few tens of kilobytes; anything near this is not an analysis, and reading
+/// few tens of kilobytes, so anything near this is not an analysis. Reading
 /// it whole would let one provider exhaust the server's memory.
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 

@@ -747,3 +747,35 @@ async fn clear_gives_up_on_a_stalled_lock() {
         "{cleared}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflict_preview_follows_language() {
+    let fake = FakeProvider::start(slow(3_000)).await;
+    let app = spawn_app().await;
+    start_slow_batch(&app, &fake, 10).await;
+
+    let response = app
+        .http
+        .post(app.url("/api/external/ai-batch/clear"))
+        .header("x-api-key", crate::helpers::API_KEY)
+        .header("accept-language", "en")
+        .json(&json!({"expectedBatchIds": []}))
+        .send()
+        .await
+        .expect("sent");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("JSON");
+
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        body["data"]["currentStatus"]["globalMessage"],
+        "an AI batch is running"
+    );
+    let duration = body["data"]["processingRecords"]["tasks"][0]["duration"]
+        .as_str()
+        .expect("text");
+    assert!(
+        duration.ends_with('s') && !duration.contains('秒'),
+        "{duration}"
+    );
+}
