@@ -220,11 +220,62 @@ async fn migrate(pool: &DbPool, url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Responds to requests no route matches (or that use a method the route does
-/// not accept) with a JSON 404 instead of an empty body.
+/// The documented routes as (path pattern, methods), read from the OpenAPI
+/// document so the list cannot drift from the handlers.
+static ROUTES: std::sync::LazyLock<Vec<(regex::Regex, Vec<String>)>> =
+    std::sync::LazyLock::new(|| {
+        let spec = serde_json::to_value(openapi()).unwrap_or_default();
+        let paths = spec["paths"].as_object().cloned().unwrap_or_default();
+        paths
+            .iter()
+            .filter_map(|(path, item)| {
+                let pattern: Vec<String> = path
+                    .split('/')
+                    .map(|segment| {
+                        if segment.starts_with('{') {
+                            "[^/]+".to_owned()
+                        } else {
+                            regex::escape(segment)
+                        }
+                    })
+                    .collect();
+                let pattern = pattern.join("/");
+                let methods = item
+                    .as_object()?
+                    .keys()
+                    .map(|method| method.to_uppercase())
+                    .collect();
+                Some((regex::Regex::new(&format!("^{pattern}$")).ok()?, methods))
+            })
+            .collect()
+    });
+
+/// Responds to requests no route matches with a JSON 404, and to a known
+/// path with a method it does not accept with a JSON 405 and `Allow`.
 async fn route_not_found(
     request: actix_web::HttpRequest,
 ) -> Result<actix_web::HttpResponse, ApiError> {
+    let allowed = ROUTES
+        .iter()
+        .find(|(pattern, _)| pattern.is_match(request.path()))
+        .map(|(_, methods)| methods.join(", "));
+    if let Some(allowed) = allowed {
+        return Ok(actix_web::HttpResponse::MethodNotAllowed()
+            .insert_header((actix_web::http::header::ALLOW, allowed.clone()))
+            .json(batch_types::ErrorBody {
+                success: false,
+                error: i18n::pick(
+                    format!("{} 不支持 {} 方法", request.path(), request.method()),
+                    format!("{} does not accept {}", request.path(), request.method()),
+                ),
+                details: Some(batch_types::ErrorDetails::Message(i18n::pick(
+                    format!("请改用：{allowed}"),
+                    format!("use one of: {allowed}"),
+                ))),
+                data: None,
+                timestamp: chrono::Utc::now(),
+            }));
+    }
     Err(ApiError::NotFound {
         message: i18n::pick(
             format!("没有 {} {} 这个接口", request.method(), request.path()),

@@ -135,3 +135,47 @@ async fn swagger_and_spec_are_served() {
         .expect("sent");
     assert_eq!(ui.status().as_u16(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_method_is_405_unknown_path_404() {
+    let app = spawn_app().await;
+
+    let wrong = app
+        .http
+        .delete(app.url("/api/external/ai-batch/clear"))
+        .header("x-api-key", API_KEY)
+        .send()
+        .await
+        .expect("sent");
+    let allow = wrong
+        .headers()
+        .get("allow")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let wrong_status = wrong.status().as_u16();
+    let wrong_body: serde_json::Value = wrong.json().await.expect("a JSON body");
+    let unknown = app
+        .http
+        .get(app.url("/api/external/nothing-here"))
+        .header("x-api-key", API_KEY)
+        .send()
+        .await
+        .expect("sent");
+    let swagger = app
+        .http
+        .get(app.url("/swagger-ui"))
+        .send()
+        .await
+        .expect("sent");
+
+    assert_eq!(wrong_status, 405, "{wrong_body}");
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    assert_eq!(wrong_body["success"], false);
+    assert_eq!(unknown.status().as_u16(), 404);
+    assert_eq!(
+        swagger.status().as_u16(),
+        200,
+        "the redirect to /swagger-ui/ is followed"
+    );
+}
