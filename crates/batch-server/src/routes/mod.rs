@@ -63,7 +63,11 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8], empty: Option<T>) -> Result<
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
-        let message = error.into_inner().to_string();
+        let mut message = error.into_inner().to_string();
+        // serde names the Rust type; say what a caller may send instead.
+        if message.contains("expected u32") || message.contains("expected u64") {
+            message.push_str("; send a positive whole number");
+        }
         ApiError::Validation(vec![FieldError::new(field_of(&path, &message), message)])
     })
 }
