@@ -701,28 +701,13 @@ async fn locked_item_is_claimed_later() {
     let app = spawn_app().await;
     app.seed(15, "locked").await;
     let locked_id = app.scalar("SELECT min(id) + 2 AS value FROM items");
-    let database = app.database.clone();
-    let (held, acquired) = std::sync::mpsc::channel();
     // Another transaction holds the third item, as an upsert of it would,
     // and keeps it past the point where the other chunks are done.
-    let holder = std::thread::spawn(move || {
-        use diesel::Connection;
-        let mut connection = database.connect();
-        connection
-            .transaction::<_, diesel::result::Error, _>(|connection| {
-                diesel::RunQueryDsl::execute(
-                    diesel::sql_query(format!(
-                        "SELECT id FROM items WHERE id = {locked_id} FOR UPDATE"
-                    )),
-                    connection,
-                )?;
-                held.send(()).expect("the test waits");
-                std::thread::sleep(Duration::from_millis(2_000));
-                Ok(())
-            })
-            .expect("the lock is held and released");
-    });
-    acquired.recv().expect("the lock is taken");
+    let holder = crate::helpers::hold_row_lock(
+        app.database.clone(),
+        format!("SELECT id FROM items WHERE id = {locked_id} FOR UPDATE"),
+        Duration::from_millis(2_000),
+    );
 
     let (_, started) = app
         .post(

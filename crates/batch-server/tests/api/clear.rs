@@ -699,28 +699,12 @@ async fn clear_gives_up_on_a_stalled_lock() {
     let fake = FakeProvider::start(slow(10_000)).await;
     let app = spawn_app().await;
     let batch_id = start_slow_batch(&app, &fake, 10).await;
-    let database = app.database.clone();
-    let id = batch_id.clone();
-    let (held, acquired) = std::sync::mpsc::channel();
     // A stalled transaction holds the batch row, as a frozen worker would.
-    let holder = std::thread::spawn(move || {
-        use diesel::Connection;
-        let mut connection = database.connect();
-        connection
-            .transaction::<_, diesel::result::Error, _>(|connection| {
-                diesel::RunQueryDsl::execute(
-                    diesel::sql_query(format!(
-                        "SELECT 1 FROM ai_batches WHERE batch_id = '{id}' FOR UPDATE"
-                    )),
-                    connection,
-                )?;
-                held.send(()).expect("the test waits");
-                std::thread::sleep(Duration::from_secs(8));
-                Ok(())
-            })
-            .expect("the lock is held and released");
-    });
-    acquired.recv().expect("the lock is taken");
+    let holder = crate::helpers::hold_row_lock(
+        app.database.clone(),
+        format!("SELECT 1 FROM ai_batches WHERE batch_id = '{batch_id}' FOR UPDATE"),
+        Duration::from_secs(8),
+    );
 
     let started = std::time::Instant::now();
     let (status, body) = app.post("/api/external/ai-batch/clear", json!({})).await;

@@ -599,3 +599,27 @@ impl DbProxy {
         self.state.up.store(true, Ordering::SeqCst);
     }
 }
+
+/// Holds the rows `select_for_update` locks from another connection for
+/// `hold`, as a stalled transaction would. Returns once the lock is taken;
+/// join the handle to wait for its release.
+pub fn hold_row_lock(
+    database: Arc<TestDatabase>,
+    select_for_update: String,
+    hold: Duration,
+) -> std::thread::JoinHandle<()> {
+    let (held, acquired) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let mut connection = database.connect();
+        connection
+            .transaction::<_, diesel::result::Error, _>(|connection| {
+                diesel::sql_query(select_for_update).execute(connection)?;
+                held.send(()).expect("the test waits for the lock");
+                std::thread::sleep(hold);
+                Ok(())
+            })
+            .expect("the lock is held and released");
+    });
+    acquired.recv().expect("the lock is taken");
+    holder
+}
