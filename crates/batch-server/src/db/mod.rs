@@ -123,6 +123,30 @@ mod tests {
     use super::redact_url;
 
     #[test]
+    fn connection_errors_are_rate_limited() {
+        use diesel::r2d2::HandleError;
+        use std::sync::atomic::Ordering;
+
+        let handler = super::QuietErrorHandler::default();
+        for _ in 0..5 {
+            handler.handle_error(diesel::r2d2::Error::ConnectionError(
+                diesel::ConnectionError::BadConnection("refused".into()),
+            ));
+        }
+
+        assert_ne!(
+            handler.last_logged_secs.load(Ordering::Relaxed),
+            0,
+            "the first failure is logged"
+        );
+        assert_eq!(
+            handler.suppressed.load(Ordering::Relaxed),
+            4,
+            "the next four are counted, not logged"
+        );
+    }
+
+    #[test]
     fn redact_url_hides_only_the_password() {
         assert_eq!(
             redact_url("postgres://app:s3cret@db.internal:5432/batch"),

@@ -178,6 +178,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn oversized_response_fails_items() {
+        let server = MockServer::start().await;
+        let huge = "x".repeat(5 * 1024 * 1024);
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(huge))
+            .mount(&server)
+            .await;
+        let provider = remote_provider(&server, ProviderKind::OpenAi, |_| {});
+
+        let result = provider.analyze_chunk(&items(&[1, 2])).await;
+
+        let error = result.expect_err("a 5 MiB response is not read");
+        assert!(matches!(error, ProviderError::Failed(_)), "{error:?}");
+        assert!(error.to_string().contains("larger than"), "{error}");
+    }
+
+    #[tokio::test]
     async fn item_happy_path() {
         let server = MockServer::start().await;
         mount_ok(

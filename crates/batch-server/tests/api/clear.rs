@@ -763,3 +763,34 @@ async fn conflict_preview_follows_language() {
         "{duration}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_keeps_batch_with_stale_heartbeat() {
+    let fake = FakeProvider::start(slow(3_000)).await;
+    let app = spawn_app_with(AppOptions {
+        lease_secs: 3,
+        ..AppOptions::default()
+    })
+    .await;
+    let batch_id = start_slow_batch(&app, &fake, 10).await;
+    // As after a database outage: the owner is alive, its heartbeat is old.
+    let mut connection = app.database.connect();
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "UPDATE ai_batches SET heartbeat_at = now() - interval '1 hour' WHERE batch_id = '{batch_id}'"
+        )),
+        &mut connection,
+    )
+    .expect("age the heartbeat");
+
+    let (status, body) = app
+        .post("/api/external/ai-batch/reset", json!({"force": false}))
+        .await;
+    let (_, batch) = app
+        .get(&format!("/api/external/ai-batch/status/{batch_id}"))
+        .await;
+
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["updatedRecords"], 0);
+    assert_eq!(batch["data"]["status"], "processing", "{batch}");
+}
