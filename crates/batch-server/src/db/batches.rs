@@ -52,15 +52,15 @@ pub struct BatchRow {
     pub owner_instance_id: Option<String>,
     /// Last heartbeat of the owner.
     pub heartbeat_at: Option<DateTime<Utc>>,
-    /// Why the batch failed.
+    /// The reason the batch failed.
     pub error: Option<String>,
-    /// Why the batch was cancelled.
+    /// The reason the batch was cancelled.
     pub cancel_reason: Option<String>,
     /// The batch this one continues.
     pub previous_batch_id: Option<String>,
 }
 
-/// Which items a batch covers; stored as the batch's `filter`.
+/// The item filter of a batch, stored as its `filter` column.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ItemFilter {
@@ -466,11 +466,11 @@ pub struct StoredOutcome {
     pub item_id: i64,
     /// The analysis, when it succeeded.
     pub analysis: Option<serde_json::Value>,
-    /// Why it failed, when it did.
+    /// The failure reason, when it failed.
     pub error: Option<String>,
 }
 
-/// What happened to a chunk's results.
+/// The fate of a chunk's results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOutcome {
     /// The results and counters were written.
@@ -606,9 +606,9 @@ fn released_columns() -> (
 /// left to claim. Returns whether it did.
 pub fn complete_if_done(connection: &mut PgConnection, batch_id: &str) -> QueryResult<bool> {
     connection.transaction(|connection| {
-        let Some(batch) = lock_if_processing(connection, batch_id)? else {
+        if lock_if_processing(connection, batch_id)?.is_none() {
             return Ok(false);
-        };
+        }
         let in_flight: i64 = items::table
             .filter(items::claim_batch_id.eq(batch_id))
             .select(count_star())
@@ -616,10 +616,9 @@ pub fn complete_if_done(connection: &mut PgConnection, batch_id: &str) -> QueryR
         if in_flight > 0 {
             return Ok(false);
         }
-        // Items that vanished from the filter after the start (an upsert
-        // that changed their list) leave processed below total; the batch
-        // is still done when nothing claimable remains.
-        let _ = batch;
+        // Items that left the filter after the start (an upsert changed
+        // their list) leave processed below total. The batch is still done
+        // when nothing claimable remains.
         let changed = diesel::update(ai_batches::table.find(batch_id))
             .set((
                 ai_batches::status.eq("completed"),

@@ -54,8 +54,11 @@ fn migrations_digest() -> String {
     let mut paths: Vec<_> = walk(&root);
     paths.sort();
     let mut hasher = Sha256::new();
+    // Paths relative to the folder, so every checkout of the same schema
+    // shares one template.
     for path in paths {
-        hasher.update(path.to_string_lossy().as_bytes());
+        let relative = path.strip_prefix(&root).unwrap_or(&path);
+        hasher.update(relative.to_string_lossy().as_bytes());
         hasher.update(std::fs::read(&path).unwrap_or_default());
     }
     hex::encode(&hasher.finalize()[..6])
@@ -127,19 +130,19 @@ fn database_exists(admin: &mut PgConnection, name: &str) -> bool {
     !rows.is_empty()
 }
 
-/// Drops per-test databases whose test process is gone, and templates of
-/// older schemas.
+/// Drops per-test databases whose test process is gone.
+///
+/// NOTE: templates of other schema versions are kept, because another
+/// checkout with different migrations may be testing at the same time;
+/// each schema change leaves one template behind.
 fn sweep_leftovers(admin: &mut PgConnection) {
     let rows: Vec<Name> =
         diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'batch_test_%'")
             .load(admin)
             .expect("list test databases");
-    let current = format!("batch_test_template_{}", migrations_digest());
     for row in rows {
         let name = row.datname;
-        let stale = if name.starts_with("batch_test_template_") {
-            name != current
-        } else {
+        let stale = !name.starts_with("batch_test_template_") && {
             let pid = name
                 .split('_')
                 .nth(2)
