@@ -18,7 +18,7 @@ const SERVICE_USER: &str = "postgres";
 /// The database the server uses inside the embedded cluster.
 pub const DATABASE_NAME: &str = "batch";
 
-/// Why the embedded cluster could not be used.
+/// The reasons the embedded cluster could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
     /// No PostgreSQL server binaries were found.

@@ -161,11 +161,6 @@ impl Application {
         self.port
     }
 
-    /// The engine, for tests that look inside.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     /// Runs until SIGINT or SIGTERM, then stops workers, the server and the
     /// embedded database, in that order.
     pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {

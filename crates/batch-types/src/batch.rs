@@ -55,7 +55,7 @@ impl BatchStatus {
     }
 }
 
-/// How a batch sends items to the provider.
+/// The way a batch sends items to the provider.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
@@ -168,7 +168,7 @@ pub struct StartBatchData {
     pub batch_size: u32,
     /// Chunks needed: `ceil(totalItems / batchSize)`.
     pub estimated_batches: u64,
-    /// How items are sent to the provider.
+    /// The way items are sent to the provider.
     pub mode: ProcessingMode,
     /// When the batch started.
     #[serde(with = "crate::time")]
@@ -214,15 +214,15 @@ pub struct BatchInfo {
     pub is_active: bool,
     /// The counters.
     pub progress: Progress,
-    /// Why the batch failed, when it did.
+    /// The reason the batch failed, when it did.
     pub error: Option<String>,
-    /// Why the batch was cancelled, when it was.
+    /// The reason the batch was cancelled, when it was.
     pub cancel_reason: Option<String>,
     /// The provider.
     pub provider: String,
     /// The model.
     pub model: String,
-    /// How items are sent to the provider.
+    /// The way items are sent to the provider.
     pub mode: ProcessingMode,
     /// Items per chunk.
     pub batch_size: u32,
@@ -289,7 +289,7 @@ pub struct BatchResult {
     pub state: AnalysisState,
     /// The analysis, when it succeeded.
     pub analysis: Option<Analysis>,
-    /// Why it failed, when it did.
+    /// The failure reason, when it failed.
     pub error: Option<String>,
     /// When the result was written.
     #[serde(with = "crate::time::option")]

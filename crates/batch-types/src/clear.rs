@@ -16,7 +16,7 @@ pub struct ClearPreview {
     pub active_processes: ActiveProcesses,
     /// Batches whose status is `processing`.
     pub processing_records: ProcessingRecords,
-    /// What a clear would change.
+    /// The changes a clear would make.
     pub estimation: Estimation,
     /// When the preview was read.
     #[serde(with = "crate::time")]
@@ -87,7 +87,7 @@ pub struct ProcessingTask {
     pub duration: String,
 }
 
-/// What a clear would change.
+/// The changes a clear would make.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
@@ -105,7 +105,7 @@ pub struct Estimation {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClearRequest {
-    /// Clear only if exactly these batches are processing; otherwise answer 409.
+    /// Clear only if exactly these batches are processing; otherwise return 409.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_batch_ids: Option<Vec<String>>,
 }
@@ -125,7 +125,7 @@ pub struct StateSnapshot {
     pub processing_records_count: u64,
 }
 
-/// What a clear changed.
+/// The changes a clear made.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
@@ -151,7 +151,7 @@ pub struct ClearResult {
     pub before_clear: StateSnapshot,
     /// The state measured after the workers stopped.
     pub after_clear: StateSnapshot,
-    /// What the clear changed.
+    /// The changes the clear made.
     pub cleared_tasks: ClearedTasks,
     /// Items handed back to the queue (`pending`, or `analyzed` when they held an analysis).
     pub released_items: u64,

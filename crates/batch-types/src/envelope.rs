@@ -1,9 +1,9 @@
-//! The success and error envelopes every `/api/external` route answers with.
+//! The success and error envelopes of every `/api/external` response.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// A successful answer: `{"success": true, "message", "data"}`.
+/// A success response: `{"success": true, "message", "data"}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
@@ -27,7 +27,7 @@ impl<T> ApiResponse<T> {
     }
 }
 
-/// A failed answer: `{"success": false, "error", "details"?, "timestamp"}`.
+/// An error response: `{"success": false, "error", "details"?, "timestamp"}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(example = json!({
@@ -40,9 +40,9 @@ impl<T> ApiResponse<T> {
 pub struct ErrorBody {
     /// Always `false` for this envelope.
     pub success: bool,
-    /// What failed, as one sentence.
+    /// The failure, as one sentence.
     pub error: String,
-    /// What the caller can do about it: a sentence, or one entry per invalid field.
+    /// The next step for the caller: a sentence, or one entry per invalid field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<ErrorDetails>,
     /// Facts the caller needs to recover, such as `currentBatchId` on a 409.
@@ -73,7 +73,7 @@ pub enum ErrorDetails {
 pub struct FieldError {
     /// Path of the field, such as `batchSize` or `items[3].externalId`.
     pub field: String,
-    /// What is wrong with the value and which values are accepted.
+    /// The problem with the value and the values accepted.
     pub message: String,
 }
 

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// The most items one upsert request may carry.
+/// The maximum number of items in one upsert request.
 pub const MAX_ITEMS_PER_UPSERT: usize = 10_000;
 
 /// One item to insert or update, keyed by `externalId`.
@@ -52,7 +52,7 @@ pub struct UpsertItemsResult {
     pub updated: u64,
 }
 
-/// Where an item is in its analysis.
+/// The stage of an item in its analysis.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
@@ -63,7 +63,7 @@ pub enum AnalysisState {
     Processing,
     /// Holds an analysis.
     Analyzed,
-    /// The last attempt failed; `lastError` says why.
+    /// The last attempt failed; `lastError` gives the reason.
     Failed,
 }
 
@@ -90,7 +90,7 @@ impl AnalysisState {
     }
 }
 
-/// What a provider found in one item.
+/// The analysis a provider produced for one item.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
@@ -127,7 +127,7 @@ pub struct Item {
     #[serde(with = "crate::time::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub published_at: Option<DateTime<Utc>>,
-    /// Where the item is in its analysis.
+    /// The stage of the item in its analysis.
     pub analysis_state: AnalysisState,
     /// The stored analysis, kept until a newer one replaces it.
     pub analysis: Option<Analysis>,
@@ -143,7 +143,7 @@ pub struct Item {
     pub batch_id: Option<String>,
     /// The processing batch that holds the item now.
     pub claim_batch_id: Option<String>,
-    /// Why the last attempt failed.
+    /// The reason the last attempt failed.
     pub last_error: Option<String>,
     /// How many times a batch claimed the item.
     pub attempts: i32,

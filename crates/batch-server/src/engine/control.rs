@@ -14,7 +14,7 @@ use crate::db::control::{self, NewControlEvent};
 use crate::errors::{ApiError, DbError};
 use crate::i18n::pick;
 
-/// Who asked for a control action, for the audit log.
+/// The caller of a control action, for the audit log.
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// Fingerprint of the API key.
@@ -439,7 +439,7 @@ fn global_message(running: bool) -> String {
     }
 }
 
-/// A 404 for an unknown batch id; a long id is cut to keep the answer small.
+/// Builds the 404 for an unknown batch id; a long id is cut to keep the response small.
 pub fn batch_not_found(batch_id: &str) -> ApiError {
     let batch_id: String = batch_id.chars().take(64).collect();
     ApiError::NotFound {

@@ -94,11 +94,6 @@ impl Engine {
         &self.inner.manager
     }
 
-    /// The connection pool.
-    pub fn pool(&self) -> &DbPool {
-        &self.inner.pool
-    }
-
     /// Runs a diesel closure on a blocking thread with a pooled connection,
     /// so the async workers never wait on the database.
     pub async fn db<T, F>(&self, work: F) -> Result<T, DbError>

@@ -532,11 +532,6 @@ mod tests {
         let outcome = parse_outcome("```json\n{\"id\": 8, \"keywords\": [\"open\"]}", 8);
         assert_eq!(analyzed(&outcome).keywords, vec!["open"]);
     }
-}
-
-#[cfg(test)]
-mod entry_tests {
-    use super::*;
 
     #[test]
     fn id_only_entry_fails() {

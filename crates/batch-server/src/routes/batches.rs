@@ -32,7 +32,7 @@ use crate::metrics::METRICS;
         (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
         (status = 404, description = "No matching items; `data.remainingItems` is 0", body = ErrorBody),
         (status = 409, description = "A batch is processing; `data.currentBatchId` names it", body = ErrorBody),
-        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 500, description = "The operation failed; `details` gives the next step", body = ErrorBody),
         (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]
@@ -69,7 +69,7 @@ pub async fn start_batch(
         (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
         (status = 404, description = "Unknown previous batch, or no items left", body = ErrorBody),
         (status = 409, description = "Conflicts with the current state; `data` has the facts to recover", body = ErrorBody),
-        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 500, description = "The operation failed; `details` gives the next step", body = ErrorBody),
         (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]
@@ -136,7 +136,7 @@ async fn started(engine: &Engine, request: StartBatchRequest) -> Result<HttpResp
     responses(
         (status = 200, description = "Success", body = ApiResponse<GlobalStatus>),
         (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
-        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 500, description = "The operation failed; `details` gives the next step", body = ErrorBody),
         (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]
@@ -153,7 +153,7 @@ pub async fn get_global_status(engine: web::Data<Engine>) -> Result<HttpResponse
     responses(
         (status = 200, description = "Success", body = ApiResponse<GlobalStatus>),
         (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
-        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 500, description = "The operation failed; `details` gives the next step", body = ErrorBody),
         (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]
@@ -178,7 +178,7 @@ async fn global_status(engine: &Engine) -> Result<HttpResponse, ApiError> {
         (status = 200, description = "Success", body = ApiResponse<BatchInfo>),
         (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
         (status = 404, description = "Not found", body = ErrorBody),
-        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 500, description = "The operation failed; `details` gives the next step", body = ErrorBody),
         (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]
@@ -231,7 +231,7 @@ pub struct ListBatchesQuery {
         (status = 200, description = "Success", body = ApiResponse<Page<BatchInfo>>),
         (status = 400, description = "Invalid request; `details` names each field", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
-        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 500, description = "The operation failed; `details` gives the next step", body = ErrorBody),
         (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]
@@ -285,7 +285,7 @@ pub async fn list_batches(
         (status = 200, description = "Success", body = ApiResponse<CancelBatchData>),
         (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
         (status = 404, description = "Not found", body = ErrorBody),
-        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 500, description = "The operation failed; `details` gives the next step", body = ErrorBody),
         (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]
@@ -340,7 +340,7 @@ pub struct ResultsQuery {
         (status = 400, description = "Invalid request; `details` names each field", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
         (status = 404, description = "Not found", body = ErrorBody),
-        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 500, description = "The operation failed; `details` gives the next step", body = ErrorBody),
         (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]

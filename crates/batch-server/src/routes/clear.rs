@@ -103,7 +103,7 @@ pub async fn clear_batches(
         (status = 400, description = "`force` missing or not a boolean", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
-        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 500, description = "The operation failed; `details` gives the next step", body = ErrorBody),
     )
 )]
 #[post("/reset")]

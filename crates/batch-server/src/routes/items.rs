@@ -38,7 +38,7 @@ struct RawUpsert {
         (status = 400, description = "Invalid request; `details` names each field", body = ErrorBody),
         (status = 413, description = "The body is too large", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
-        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 500, description = "The operation failed; `details` gives the next step", body = ErrorBody),
         (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]
@@ -105,7 +105,7 @@ pub struct ListItemsQuery {
         (status = 200, description = "Success", body = ApiResponse<Page<Item>>),
         (status = 400, description = "Invalid request; `details` names each field", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = UnauthorizedBody),
-        (status = 500, description = "The operation failed; `details` says what to do", body = ErrorBody),
+        (status = 500, description = "The operation failed; `details` gives the next step", body = ErrorBody),
         (status = 503, description = "The database is unavailable; retry shortly", body = ErrorBody),
     )
 )]
